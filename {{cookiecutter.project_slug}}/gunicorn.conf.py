@@ -1,0 +1,33 @@
+"""gunicorn settings, picked up automatically when gunicorn starts in this folder:
+
+gunicorn {{ cookiecutter.project_slug }}.wsgi
+"""
+
+import os
+
+wsgi_app = "{{ cookiecutter.project_slug }}.wsgi"
+
+# PaaS platforms hand the port over in PORT.
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Sync workers: Wagtail has no async views. About two per core; set WEB_CONCURRENCY to tune.
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
+
+# A request that runs longer than this is killed and its worker replaced.
+timeout = 30
+# On SIGTERM workers finish in-flight requests for up to this long before exiting.
+graceful_timeout = 30
+# Behind a proxy that keeps connections alive (nginx upstream keepalive).
+keepalive = 5
+# Recycle workers now and then (bounds slow memory growth); jitter stops all restarting at once.
+max_requests = 1000
+max_requests_jitter = 100
+# The heartbeat file lives in memory: a slow or full disk cannot make workers look dead.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+# Trust X-Forwarded-* only from the proxy in front (comma separated IPs, or * on a private network).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# One line per request and per error, on stdout/stderr, for the platform's log collector.
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(f)s" "%(a)s"'

@@ -1,0 +1,127 @@
+"""Each settings module is loaded in a fresh interpreter, the way manage.py and gunicorn load it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = "{{ cookiecutter.project_slug }}"
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": "x" * 60,
+    "DATABASE_URL": "postgres://user:secret@db.internal:5432/site",
+    "REDIS_URL": "rediss://cache.internal:6380/1",
+{%- if cookiecutter.storage_backend == "s3" %}
+    "AWS_STORAGE_BUCKET_NAME": "site-media",
+    "AWS_ACCESS_KEY_ID": "key-id",
+    "AWS_SECRET_ACCESS_KEY": "secret",
+{%- endif %}
+}
+
+
+def load(module, env, *names):
+    """Import settings `module` with only `env` set and return the requested settings."""
+    code = (
+        "import json, sys, django; from django.conf import settings; django.setup();"
+        "print(json.dumps(dict((n, getattr(settings, n)) for n in sys.argv[1:]), default=str))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "AWS_", "SENTRY"))}
+    clean.pop("DATABASE_URL", None)
+    clean.pop("REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *names],
+        cwd=ROOT,
+        env=clean | env | {"DJANGO_SETTINGS_MODULE": f"{PROJECT}.settings.{module}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if names:
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_dev_needs_no_services():
+    s = load("dev", {}, "DEBUG", "DATABASES", "CACHES", "STORAGES")
+    assert s["DEBUG"] is True
+    assert s["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert s["CACHES"]["default"]["BACKEND"].endswith("LocMemCache")
+    assert s["STORAGES"]["default"]["BACKEND"].endswith("FileSystemStorage")
+
+
+def test_production_reads_the_environment():
+    s = load(
+        "production",
+        PRODUCTION_ENV | {"DJANGO_ALLOWED_HOSTS": "a.example,b.example"},
+        "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASES", "CACHES", "STORAGES",
+        "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+        "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "TASKS", "WAGTAILDOCS_SERVE_METHOD",
+    )  # fmt: skip
+    assert s["DEBUG"] is False
+    assert s["SECRET_KEY"] == "x" * 60
+    assert s["ALLOWED_HOSTS"] == ["a.example", "b.example"]
+    db = s["DATABASES"]["default"]
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["HOST"], db["NAME"], db["CONN_HEALTH_CHECKS"]) == ("db.internal", "site", True)
+    assert db["CONN_MAX_AGE"] > 0
+    for alias in ("default", "renditions"):
+        cache = s["CACHES"][alias]
+        assert cache["BACKEND"] == "django_redis.cache.RedisCache"
+        assert cache["LOCATION"] == "rediss://cache.internal:6380/1"
+        assert cache["OPTIONS"]["IGNORE_EXCEPTIONS"] is True
+        assert cache["OPTIONS"]["SOCKET_TIMEOUT"] <= 0.25
+    assert s["CACHES"]["default"]["KEY_PREFIX"] != s["CACHES"]["renditions"]["KEY_PREFIX"]
+    assert s["STORAGES"]["staticfiles"]["BACKEND"] == (
+        "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    )
+    assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert s["SECURE_SSL_REDIRECT"] and s["SESSION_COOKIE_SECURE"] and s["CSRF_COOKIE_SECURE"]
+    assert s["SECURE_HSTS_SECONDS"] >= 300
+    assert s["TASKS"]["default"]["BACKEND"] == "django_tasks_db.DatabaseBackend"
+{%- if cookiecutter.storage_backend == "s3" %}
+    assert s["WAGTAILDOCS_SERVE_METHOD"] == "redirect"
+    default = s["STORAGES"]["default"]
+    assert default["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert default["OPTIONS"]["file_overwrite"] is False
+    assert default["OPTIONS"]["signature_version"] == "s3v4"
+    assert default["OPTIONS"]["querystring_auth"] is True
+    assert s["STORAGES"]["renditions"]["OPTIONS"]["querystring_auth"] is False
+{%- else %}
+    assert s["WAGTAILDOCS_SERVE_METHOD"] == "serve_view"
+    assert s["STORAGES"]["default"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+{%- endif %}
+
+
+def test_production_names_every_missing_variable():
+    result = load("production", {})
+    assert result.returncode != 0
+    for name in PRODUCTION_ENV:
+        assert name in result.stderr
+
+
+def test_production_refuses_sqlite():
+    result = load("production", PRODUCTION_ENV | {"DATABASE_URL": "sqlite:///db.sqlite3"})
+    assert result.returncode != 0
+    assert "DATABASE_URL must point at PostgreSQL" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["direct"{% if cookiecutter.storage_backend == "filesystem" %}, "redirect"{% endif %}])
+def test_a_serve_method_that_bypasses_privacy_is_flagged(method):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=os.environ
+        | PRODUCTION_ENV
+        | {
+            "DJANGO_SETTINGS_MODULE": f"{PROJECT}.settings.production",
+            "WAGTAILDOCS_SERVE_METHOD": method,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"{PROJECT}.W001" in result.stderr + result.stdout

@@ -1,0 +1,170 @@
+"""Settings every environment shares.
+
+dev.py, test.py and production.py import this module and add only what differs. Environment
+variables are read through ``env`` (environs): production.py reads the ones production needs.
+"""
+
+from email.utils import formataddr
+from pathlib import Path
+
+from environs import Env
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = PROJECT_DIR.parent
+
+# Lazy validation: production.py calls env.seal() once, so every missing variable is named at once.
+env = Env(eager=False)
+# A .env file beside manage.py is optional; variables already in the environment win.
+env.read_env(BASE_DIR / ".env", recurse=False)
+
+INSTALLED_APPS = [
+    "{{ cookiecutter.project_slug }}",
+    "home",
+    "search",
+    "wagtail.contrib.forms",
+    "wagtail.contrib.redirects",
+    "wagtail.embeds",
+    "wagtail.sites",
+    "wagtail.users",
+    "wagtail.snippets",
+    "wagtail.documents",
+    "wagtail.images",
+    "wagtail.search",
+    "wagtail.admin",
+    "wagtail",
+    "modelcluster",
+    "taggit",
+    "django_filters",
+    "django_tasks",
+    "django_tasks_db",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # Wagtail's search index uses Postgres full-text search in production (check postgres.E005).
+    "django.contrib.postgres",
+]
+
+MIDDLEWARE = [
+    # Answers /healthz/ and /readyz/ before host validation and the HTTPS redirect.
+    "{{ cookiecutter.project_slug }}.health.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    # Serves hashed, compressed static files (the Wagtail admin's included) from the app itself.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "wagtail.contrib.redirects.middleware.RedirectMiddleware",
+]
+
+ROOT_URLCONF = "{{ cookiecutter.project_slug }}.urls"
+WSGI_APPLICATION = "{{ cookiecutter.project_slug }}.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [PROJECT_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.debug",
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "{{ cookiecutter.time_zone }}"
+USE_I18N = True
+USE_TZ = True
+
+STATICFILES_DIRS = [PROJECT_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_URL = "/static/"
+
+MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_URL = "/media/"
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Wagtail stores image rendition lookups in the cache alias of this name when it exists.
+    "renditions": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "renditions",
+    },
+}
+
+# Wagtail's background work (search and reference index updates, file deletion, focal points)
+# runs immediately inside the request here; production.py hands it to the worker process.
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+# Mail goes to the console here; production.py sends it over SMTP.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+
+# Complex page models can exceed Django's default of 1,000 fields in Wagtail's page editor.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
+
+WAGTAIL_SITE_NAME = {{ cookiecutter.project_name | tojson }}
+DEFAULT_FROM_EMAIL = formataddr((WAGTAIL_SITE_NAME, "noreply@{{ cookiecutter.domain_name }}"))
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+WAGTAILADMIN_BASE_URL = "https://{{ cookiecutter.domain_name }}"
+
+# Documents are served through Wagtail's view, which enforces collection privacy and sends them
+# as downloads with "Content-Security-Policy: default-src 'none'". nginx must not serve
+# MEDIA_ROOT/documents directly (deploy/nginx.conf denies it). production.py may change this for
+# cloud storage; a system check warns when the choice bypasses privacy.
+WAGTAILDOCS_SERVE_METHOD = "serve_view"
+
+# Only file types that cannot carry scripts a browser would run (no html, svg, js or xml).
+WAGTAILDOCS_EXTENSIONS = [
+    "csv",
+    "docx",
+    "key",
+    "odp",
+    "ods",
+    "odt",
+    "pdf",
+    "pptx",
+    "rtf",
+    "txt",
+    "xlsx",
+    "zip",
+]
+WAGTAILDOCS_MAX_UPLOAD_SIZE = 10 * 1024 * 1024  # nginx's client_max_body_size matches this
+WAGTAILIMAGES_MAX_UPLOAD_SIZE = 10 * 1024 * 1024
+
+# SVG images are off. An SVG can carry scripts that run when the file is opened directly, so
+# enable them only if every editor is trusted, or serve media/images with
+# "Content-Security-Policy: default-src 'none'" (see Wagtail's "SVG images" security notes):
+# WAGTAILIMAGES_EXTENSIONS = ["avif", "gif", "jpg", "jpeg", "png", "webp", "svg"]
+
+# The admin would otherwise load avatars from gravatar.com and check releases.wagtail.org.
+WAGTAIL_GRAVATAR_PROVIDER_URL = None
+WAGTAIL_ENABLE_UPDATE_CHECK = False

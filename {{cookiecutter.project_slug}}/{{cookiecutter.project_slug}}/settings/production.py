@@ -1,0 +1,128 @@
+"""Production: everything comes from the environment; a missing required variable stops start-up
+with one error that names every missing variable (see .env.example)."""
+
+from django.core.exceptions import ImproperlyConfigured
+from marshmallow.validate import OneOf
+
+from .base import *
+
+DEBUG = False
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS",
+    default=["{{ cookiecutter.domain_name }}"],
+)
+CSRF_TRUSTED_ORIGINS = env.list(
+    "DJANGO_CSRF_TRUSTED_ORIGINS",
+    default=["https://{{ cookiecutter.domain_name }}"],
+)
+
+# Persistent connections save a connect per request; health checks replace a connection that
+# died (e.g. after a Postgres restart) before a request uses it.
+DATABASES = {
+    "default": env.dj_db_url("DATABASE_URL", conn_max_age=600, conn_health_checks=True),
+}
+
+# Redis, not a per-process cache (Wagtail's guide): every worker and instance shares it. A failing
+# or hung Redis must not fail or stall a request, so errors are ignored (and logged) and timeouts
+# are short: a LAN Redis answers in well under a millisecond.
+REDIS_URL = env.str("REDIS_URL")
+REDIS_OPTIONS = {
+    "IGNORE_EXCEPTIONS": True,
+    "SOCKET_CONNECT_TIMEOUT": 0.1,
+    "SOCKET_TIMEOUT": 0.1,
+}
+CACHES = {
+    alias: {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": alias,  # separate key spaces in one Redis database
+        "OPTIONS": REDIS_OPTIONS,
+    }
+    for alias in ("default", "renditions")
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# Hashed file names (a Wagtail upgrade can never be served stale admin JS/CSS), served by
+# WhiteNoise with far-future immutable caching and pre-compressed gzip and brotli variants.
+STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+
+# Wagtail's tasks go to a database queue that the `worker` process (Procfile) runs.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# HTTPS. The proxy in front (nginx, a load balancer) terminates TLS and says so in
+# X-Forwarded-Proto; it must overwrite any value the client sent (deploy/nginx.conf does).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = True
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^readyz/$"]
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+# Default one year. Start lower (e.g. 300) on a new domain until HTTPS is known to work.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
+# The site owner's choice: these commit every subdomain to HTTPS, and preload lets browsers ship
+# the domain in their HSTS list (only after you submit it at hstspreload.org). Both are on so that
+# `check --deploy` is clean; turn them off if a subdomain must stay on plain HTTP.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+
+# Mail over SMTP, configured by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
+EMAIL_URL = env.dj_email_url("EMAIL_URL", default="smtp://localhost:25")
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": EMAIL_URL["EMAIL_HOST"],
+            "port": EMAIL_URL["EMAIL_PORT"],
+            "username": EMAIL_URL["EMAIL_HOST_USER"],
+            "password": EMAIL_URL["EMAIL_HOST_PASSWORD"],
+            "use_tls": EMAIL_URL["EMAIL_USE_TLS"],
+            "use_ssl": EMAIL_URL["EMAIL_USE_SSL"],
+            "timeout": 10,
+        },
+    }
+}
+
+# One line per event on stdout, JSON so tracebacks stay on their line.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+        },
+    },
+    "root": {"handlers": ["stdout"], "level": env.log_level("DJANGO_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Request errors (5xx) and ignored cache failures are the events operators need to see.
+        "django.request": {"level": "WARNING"},
+        "django_redis": {"level": "WARNING"},
+    },
+}
+
+{% if cookiecutter.error_reporting == "sentry" -%}
+from .sentry import *  # noqa: E402  error reporting: see sentry.py
+{% endif -%}
+from .storage import *  # noqa: E402  uploaded files: see storage.py
+
+# An explicit override; the system check {{ cookiecutter.project_slug }}.W001 warns if it bypasses privacy.
+WAGTAILDOCS_SERVE_METHOD = env.str(
+    "WAGTAILDOCS_SERVE_METHOD",
+    default=WAGTAILDOCS_SERVE_METHOD,
+    validate=OneOf(["serve_view", "redirect", "direct"]),
+)
+
+env.seal()  # any variable above that is missing or invalid stops start-up here, all named at once
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must point at PostgreSQL (postgres://...) in production."
+    )

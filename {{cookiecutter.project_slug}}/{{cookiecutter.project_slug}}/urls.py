@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.urls import include, path
+from wagtail import urls as wagtail_urls
+from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.documents import urls as wagtaildocs_urls
+
+from search import views as search_views
+
+urlpatterns = [
+    path("admin/", include(wagtailadmin_urls)),
+    path("documents/", include(wagtaildocs_urls)),
+    path("search/", search_views.search, name="search"),
+]
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    # Development only: in production nginx serves media/images and Wagtail serves documents.
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# Everything else is a Wagtail page; this must stay last.
+urlpatterns += [path("", include(wagtail_urls))]
