@@ -19,7 +19,7 @@ ANSWERS = {
 # Top-level modules the generated project imports or ships; a project package with one of these
 # names would shadow it (e.g. a project called "wagtail" could not import Wagtail).
 TAKEN_NAMES = {
-    "home", "search", "tests", "conftest", "manage", "gunicorn", "wagtail", "django",
+    "home", "search", "test", "tests", "conftest", "manage", "gunicorn", "wagtail", "django",
     "environs", "dotenv", "dj_database_url", "dj_email_url", "storages", "boto3", "botocore",
     "redis", "django_redis", "whitenoise", "brotli", "psycopg", "psycopg2", "sentry_sdk",
     "django_tasks", "django_tasks_db", "modelcluster", "modelsearch", "taggit", "treebeard",

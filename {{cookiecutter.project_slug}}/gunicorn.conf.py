@@ -24,6 +24,10 @@ max_requests_jitter = 100
 # The heartbeat file lives in memory: a slow or full disk cannot make workers look dead.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
+# No runtime control socket: its default path is per user, so two sites (or two instances) on one
+# host would fight over it, and deploys restart processes through the platform anyway.
+control_socket_disable = True
+
 # Trust X-Forwarded-* only from the proxy in front (comma separated IPs, or * on a private network).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 

@@ -1,0 +1,107 @@
+"""Bake the template with its defaults and serve the site locally: no services needed.
+
+    uv run scripts/demo.py                # bakes into ./demo-site, then serves http://127.0.0.1:8000/
+    uv run scripts/demo.py --port 8001 --output /tmp/my-demo
+    uv run scripts/demo.py --smoke-test   # set up, start, log in once, stop (used by the test suite)
+
+Re-running reuses an existing demo folder (delete it for a fresh bake).
+"""
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+
+
+def run(cmd, cwd, env=None):
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=cwd, env=env, check=True)
+
+
+def smoke_test(base, password):
+    session = requests.Session()
+    assert session.get(base + "/", timeout=10).status_code == 200
+    login = session.get(base + "/admin/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+    response = session.post(
+        base + "/admin/login/",
+        data={"username": "admin", "password": password, "csrfmiddlewaretoken": token},
+        headers={"Referer": base + "/admin/login/"},
+        timeout=30,
+    )
+    assert response.status_code == 200 and "Dashboard" in response.text, "admin login failed"
+    print("smoke test passed: home page and admin login work")
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--output", default="demo-site", help="folder for the baked site (default ./demo-site)"
+    )
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--smoke-test", action="store_true", help="start, check, stop")
+    args = parser.parse_args()
+
+    uv = shutil.which("uv") or sys.exit("uv is needed: https://docs.astral.sh/uv/ (pip install uv)")
+    output = Path(args.output).resolve()
+    project = output / "wagtail_site"
+    if project.exists():
+        print(f"Reusing {project} (delete {output} for a fresh bake)")
+    else:
+        project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output)))
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE")
+    }
+    run([uv, "sync", "--quiet"], cwd=project, env=env)
+    python = str(project / ".venv" / "bin" / "python")
+    run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=project, env=env)
+
+    password = secrets.token_urlsafe(12)
+    create_admin = (
+        "import os; from django.contrib.auth import get_user_model\n"
+        "User = get_user_model()\n"
+        "user = User.objects.filter(username='admin').first()\n"
+        "user = user or User.objects.create_superuser('admin', 'admin@example.com', 'x')\n"
+        "user.set_password(os.environ['DEMO_PASSWORD']); user.save()"
+    )
+    run(
+        [python, "manage.py", "shell", "-c", create_admin],
+        cwd=project,
+        env=env | {"DEMO_PASSWORD": password},
+    )
+
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"\n  Site:   {base}/\n  Admin:  {base}/admin/   user: admin   password: {password}\n")
+    server = [python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"]
+    if not args.smoke_test:
+        os.chdir(project)
+        os.execve(python, server, env)
+    process = subprocess.Popen(server, cwd=project, env=env)
+    try:
+        for _ in range(100):
+            try:
+                requests.get(base + "/healthz/", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        smoke_test(base, password)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

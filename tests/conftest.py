@@ -1,0 +1,343 @@
+"""Shared machinery for the template's test layers.
+
+bake -> run -> serve -> faults -> browser: every layer bakes with the real cookiecutter, and every
+layer after `bake` runs the baked project in a virtualenv shared by all bakes of one Python
+version, against the Postgres and Redis on this machine.
+"""
+
+import hashlib
+import itertools
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis as redis_lib
+import requests
+from cookiecutter.main import cookiecutter
+from filelock import FileLock
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("TEMPLATE_TEST_CACHE", TEMPLATE / ".cache"))
+OPTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+CHOICES = {k: v for k, v in OPTIONS.items() if isinstance(v, list) and not k.startswith("_")}
+DEFAULTS = {key: value[0] for key, value in CHOICES.items()}
+SLUG = "wagtail_site"  # derived from the default project_name
+
+# Every combination of the choice options (2^5 = 32).
+ALL_COMBOS = [
+    dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())
+]
+# Options that only add files nothing imports (Dockerfile, CI workflow); test_bake proves that
+# combinations differing only in these produce identical runtime files.
+NON_RUNTIME_OPTIONS = ("use_docker", "ci")
+RUNTIME_COMBOS = [c for c in ALL_COMBOS if all(c[o] == DEFAULTS[o] for o in NON_RUNTIME_OPTIONS)]
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+def combo_id(combo):
+    return "-".join(f"{v}" for k, v in combo.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Baking
+
+
+def bake(output_dir, **answers):
+    """Bake the template with `answers` into output_dir and return the project directory."""
+    return Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            extra_context=answers,
+            output_dir=str(output_dir),
+            overwrite_if_exists=False,
+        )
+    )
+
+
+def project_files(project):
+    """Relative path -> bytes for every file in a baked project."""
+    return {
+        str(p.relative_to(project)): p.read_bytes()
+        for p in sorted(project.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpreters and the shared virtualenvs
+
+
+def find_python(version):
+    """An interpreter for `version` (e.g. "3.13"): on PATH, or under pyenv."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return str(candidate)
+    pytest.fail(
+        f"Python {version} not found: install it (pyenv install {version}) or put python{version} on PATH"
+    )
+
+
+def project_venv(python_version, tmp_factory):
+    """The virtualenv for baked projects on `python_version`, built once and shared.
+
+    It is built from the pyproject.toml of the combination with the most dependencies (s3 +
+    sentry); test_bake checks every other combination declares a subset of those dependencies.
+    Keyed by that file's hash, so a change to the template's dependencies builds a new one.
+    """
+    full = bake(
+        tmp_factory.mktemp("venv-source"),
+        python_version=python_version,
+        storage_backend="s3",
+        error_reporting="sentry",
+    )
+    pyproject = (full / "pyproject.toml").read_bytes()
+    key = hashlib.sha256(pyproject).hexdigest()[:12]
+    venv = CACHE / "venvs" / f"py{python_version}-{key}"
+    CACHE.joinpath("venvs").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(venv) + ".lock"):
+        if not (venv / ".complete").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            uv = shutil.which("uv") or pytest.fail("uv is needed: pip install uv")
+            check([uv, "venv", "-q", "--python", find_python(python_version), str(venv)])
+            check(
+                [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
+                 "-r", "pyproject.toml", "--group", "dev"],
+                cwd=full,
+            )  # fmt: skip
+            (venv / ".complete").touch()
+    return venv
+
+
+@pytest.fixture(scope="session")
+def venv_for(tmp_path_factory):
+    cache = {}
+
+    def get(python_version):
+        if python_version not in cache:
+            cache[python_version] = project_venv(python_version, tmp_path_factory)
+        return cache[python_version]
+
+    return get
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def check(cmd, cwd=None, env=None, timeout=600):
+    """Run cmd; on failure fail the test with its whole output."""
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(
+            f"command failed ({result.returncode}): {' '.join(map(str, cmd))}\n"
+            f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url, timeout=30, process=None, headers=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=2, headers=headers)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@contextmanager
+def background(cmd, cwd=None, env=None, log=None):
+    """Start cmd in its own process group; stop the whole group on exit."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    process = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if log:
+            out.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Services: a fresh Postgres database and a private Redis database per test
+
+
+@contextmanager
+def fresh_database():
+    """A new, empty Postgres database; dropped (with its pytest-django test_ twin) afterwards."""
+    name = f"tpl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "test_{name}" WITH (FORCE)')
+
+
+def private_redis(worker_id, scope):
+    """A Redis database of this xdist worker's own, flushed: 1-15, two per worker (function- and
+    module-scoped projects), so parallel workers never see each other's keys (0 is left alone)."""
+    worker = 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
+    index = 1 + (2 * worker + (scope == "module")) % 15
+    redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=index).flushdb()
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{index}"
+
+
+@pytest.fixture
+def postgres_url():
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(worker_id):
+    return private_redis(worker_id, "function")
+
+
+# ---------------------------------------------------------------------------------------------
+# A baked project ready to run
+
+
+class Project:
+    """A baked project plus the environment that runs it with production settings."""
+
+    def __init__(self, path, answers, venv, database_url, redis_url, extra_env=None):
+        self.path = path
+        self.answers = answers
+        self.slug = path.name
+        self.venv = venv
+        self.python = str(venv / "bin" / "python")
+        self.env = {
+            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "VIRTUAL_ENV": str(venv),
+            "DJANGO_SETTINGS_MODULE": f"{self.slug}.settings.production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "WEB_CONCURRENCY": "2",
+        }
+        if answers.get("storage_backend") == "s3":
+            # Satisfies the settings; tests that store files point these at the local S3 server.
+            self.env |= {
+                "AWS_STORAGE_BUCKET_NAME": "unused-bucket",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_S3_REGION_NAME": "us-east-1",
+            }
+        self.env |= extra_env or {}
+
+    def manage(self, *args, env=None, timeout=600):
+        return check(
+            [self.python, "manage.py", *args],
+            cwd=self.path,
+            env=self.env | (env or {}),
+            timeout=timeout,
+        )
+
+    def prepare(self):
+        """migrate + collectstatic: what a release does before serving."""
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage("collectstatic", "--noinput", "-v0")
+        return self
+
+    def shell(self, code, env=None):
+        """Run Python `code` inside the project with django set up; return its stdout."""
+        script = "import django; django.setup()\n" + code
+        return self.manage("shell", "-c", script, env=env).stdout
+
+    @contextmanager
+    def gunicorn(self, port=None, env=None, log=None, args=()):
+        """Serve the project under gunicorn with its own gunicorn.conf.py."""
+        port = port or free_port()
+        log = log or self.path / f"gunicorn-{port}.log"
+        cmd = [str(self.venv / "bin" / "gunicorn"), f"{self.slug}.wsgi", *args]
+        with background(
+            cmd, cwd=self.path, env=self.env | {"PORT": str(port)} | (env or {}), log=log
+        ) as process:
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_for_http(base + "/healthz/", timeout=60, process=process)
+            except (RuntimeError, TimeoutError) as error:
+                pytest.fail(f"gunicorn did not start: {error}\n{Path(log).read_text()[-4000:]}")
+            process.base_url = base
+            process.log = Path(log)
+            yield process
+
+
+@pytest.fixture
+def make_project(tmp_path, venv_for, postgres_url, redis_url):
+    """Bake with the given answers (defaults otherwise) and return a ready-to-run Project."""
+
+    def make(extra_env=None, **answers):
+        answers = DEFAULTS | answers
+        path = bake(tmp_path / "bake", **answers)
+        return Project(
+            path, answers, venv_for(answers["python_version"]), postgres_url, redis_url, extra_env
+        )
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def make_module_project(tmp_path_factory, venv_for, worker_id):
+    """Like make_project, for a project shared by the tests of one module (one bake, one
+    migrate, one gunicorn); each call gets its own database; all share the module's Redis db."""
+    with ExitStack() as stack:
+
+        def make(extra_env=None, **answers):
+            answers = DEFAULTS | answers
+            path = bake(tmp_path_factory.mktemp("bake"), **answers)
+            database = stack.enter_context(fresh_database())
+            redis = private_redis(worker_id, "module")
+            return Project(
+                path, answers, venv_for(answers["python_version"]), database, redis, extra_env
+            )
+
+        yield make
+
+
+HTTPS = {"X-Forwarded-Proto": "https", "Host": "example.com"}

@@ -1,0 +1,208 @@
+"""Layer 1, bake: every combination renders, lints clean, and bad answers are refused."""
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from conftest import (
+    ALL_COMBOS,
+    DEFAULTS,
+    NON_RUNTIME_OPTIONS,
+    SLUG,
+    TEMPLATE,
+    combo_id,
+    project_files,
+)
+
+# Files that exist only because of an option; each combination must have exactly its own.
+OPTIONAL_FILES = {
+    "Dockerfile": ("use_docker", "yes"),
+    ".dockerignore": ("use_docker", "yes"),
+    "compose.yaml": ("use_docker", "yes"),
+    ".github/workflows/ci.yml": ("ci", "github"),
+    f"{SLUG}/settings/sentry.py": ("error_reporting", "sentry"),
+    "deploy/s3-bucket-policy.json": ("storage_backend", "s3"),
+}
+NON_RUNTIME_FILES = {
+    path for path, (option, _) in OPTIONAL_FILES.items() if option in NON_RUNTIME_OPTIONS
+}
+LEFTOVER = re.compile(r"\{\{|\{%|\{#|cookiecutter")
+
+
+def leftovers(path, text):
+    if "cookiecutter" in text:
+        return True
+    if path.endswith(".html"):  # Django templates: their {% %} and {{ }} are meant to be there
+        return False
+    if path.startswith(".github/"):  # GitHub expressions ${{ ... }}
+        text = re.sub(r"\$\{\{[^}]*\}\}", "", text)
+    return bool(LEFTOVER.search(text))
+
+
+@pytest.fixture(scope="module")
+def baked(cookies_session):
+    """All 32 combinations, baked once for this module with pytest-cookies."""
+    results = {}
+    for combo in ALL_COMBOS:
+        result = cookies_session.bake(extra_context=combo)
+        assert result.exit_code == 0, f"{combo}: {result.exception}"
+        results[combo_id(combo)] = (combo, result.project_path, project_files(result.project_path))
+    return results
+
+
+@pytest.mark.parametrize("combo", ALL_COMBOS, ids=combo_id)
+def test_every_combination_bakes_completely(baked, combo):
+    _, path, files = baked[combo_id(combo)]
+    assert path.name == SLUG
+    for name, content in files.items():
+        assert not leftovers(name, content.decode()), f"unrendered template syntax in {name}"
+    for name, (option, value) in OPTIONAL_FILES.items():
+        assert (name in files) == (combo[option] == value), f"{name} with {option}={combo[option]}"
+    # No empty folders left behind by excluded files.
+    assert not [p for p in path.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    pyproject = tomllib.loads(files["pyproject.toml"].decode())
+    assert pyproject["project"]["requires-python"].startswith(f">={combo['python_version']}")
+    deps = " ".join(pyproject["project"]["dependencies"])
+    assert ("django-storages" in deps) == (combo["storage_backend"] == "s3")
+    assert ("sentry-sdk" in deps) == (combo["error_reporting"] == "sentry")
+
+
+@pytest.mark.parametrize("combo", ALL_COMBOS, ids=combo_id)
+def test_every_combination_is_lint_clean(baked, combo):
+    _, path, _ = baked[combo_id(combo)]
+    for cmd in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *cmd], cwd=path, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"ruff {cmd[0]}:\n{result.stdout}{result.stderr}"
+
+
+def test_docker_and_ci_options_change_nothing_that_runs(baked):
+    """use_docker and ci add files nothing imports; every other file is byte-identical.
+
+    This is why the run layer runs one combination per (python_version, storage_backend,
+    error_reporting) instead of all 32: the other 24 execute exactly the same files.
+    """
+    groups = {}
+    for combo, _, files in baked.values():
+        key = tuple(v for k, v in combo.items() if k not in NON_RUNTIME_OPTIONS)
+        runtime = {
+            name: content for name, content in files.items() if name not in NON_RUNTIME_FILES
+        }
+        # The one intended difference between any two bakes: the generated dev secret key.
+        dev = f"{SLUG}/settings/dev.py"
+        runtime[dev] = re.sub(rb'SECRET_KEY = "[^"]+"', b"", runtime[dev])
+        groups.setdefault(key, []).append(runtime)
+    assert len(groups) == 8
+    for key, variants in groups.items():
+        assert len(variants) == 4
+        assert all(v == variants[0] for v in variants), f"{key}: runtime files differ"
+
+
+def test_every_combination_needs_a_subset_of_the_shared_venv(baked):
+    """The run layer installs the s3 + sentry dependencies once; others must need no more."""
+
+    def deps(files):
+        return set(tomllib.loads(files["pyproject.toml"].decode())["project"]["dependencies"])
+
+    for python_version in ("3.12", "3.13"):
+        full = next(
+            files
+            for combo, _, files in baked.values()
+            if (combo["python_version"], combo["storage_backend"], combo["error_reporting"])
+            == (python_version, "s3", "sentry")
+        )
+        for combo, _, files in baked.values():
+            if combo["python_version"] == python_version:
+                assert deps(files) <= deps(full)
+
+
+def test_custom_answers_reach_the_project(tmp_path):
+    from conftest import bake
+
+    path = bake(
+        tmp_path,
+        project_name="Harbour Arts Centre",
+        domain_name="www.harbourarts.org",
+        time_zone="Europe/London",
+        author_email="web@harbourarts.org",
+        description='The "Harbour" arts centre',
+    )
+    assert path.name == "harbour_arts_centre"
+    base = (path / "harbour_arts_centre/settings/base.py").read_text()
+    assert 'TIME_ZONE = "Europe/London"' in base
+    assert 'WAGTAIL_SITE_NAME = "Harbour Arts Centre"' in base
+    assert (
+        "www.harbourarts.org" in (path / "harbour_arts_centre/settings/production.py").read_text()
+    )
+    pyproject = tomllib.loads((path / "pyproject.toml").read_text())
+    assert pyproject["project"]["description"] == 'The "Harbour" arts centre'
+    assert pyproject["project"]["authors"][0]["email"] == "web@harbourarts.org"
+
+
+def test_each_bake_gets_its_own_dev_secret_key(tmp_path):
+    from conftest import bake
+
+    keys = set()
+    for n in range(2):
+        path = bake(tmp_path / str(n))
+        dev = (path / SLUG / "settings/dev.py").read_text()
+        key = re.search(r'SECRET_KEY = "([^"]+)"', dev).group(1)
+        assert len(key) >= 50 and "DEV_SECRET_KEY" not in key
+        keys.add(key)
+    assert len(keys) == 2
+
+
+BAD_ANSWERS = [
+    ({"project_slug": "My-Site"}, "is not a lower-case Python identifier"),
+    ({"project_slug": "2fast"}, "is not a lower-case Python identifier"),
+    ({"project_slug": "class"}, "is a Python keyword"),
+    ({"project_slug": "wagtail"}, "would shadow the module"),
+    ({"project_slug": "django"}, "would shadow the module"),
+    ({"project_slug": "test"}, "would shadow the module"),
+    ({"project_slug": "site"}, "would shadow the module"),
+    ({"project_slug": "home"}, "would shadow the module"),
+    ({"project_name": "   "}, "project_name is empty"),
+    ({"author_email": "not-an-email"}, "is not an email address"),
+    ({"domain_name": "https://example.com"}, "is not a lower-case host name"),
+    ({"domain_name": "example.com/path"}, "is not a lower-case host name"),
+    ({"domain_name": "Example.COM"}, "is not a lower-case host name"),
+    ({"time_zone": "Mars/Olympus_Mons"}, "is not an IANA time zone name"),
+    ({"time_zone": "../../etc/passwd"}, "is not an IANA time zone name"),
+]
+
+
+@pytest.mark.parametrize("answers, message", BAD_ANSWERS, ids=lambda a: str(a))
+def test_bad_answers_are_refused_and_leave_nothing(tmp_path, answers, message):
+    args = [f"{key}={value}" for key, value in answers.items()]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "-o",
+            str(tmp_path),
+            str(TEMPLATE),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Nothing was written" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_choice_options_match_the_spec():
+    assert {k: v for k, v in DEFAULTS.items()} == {
+        "python_version": "3.13",
+        "storage_backend": "filesystem",
+        "use_docker": "yes",
+        "ci": "github",
+        "error_reporting": "none",
+    }
+    assert (TEMPLATE / "cookiecutter.json").exists()

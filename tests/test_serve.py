@@ -1,0 +1,50 @@
+"""Layer 3, serve: the default project under gunicorn with production settings."""
+
+import re
+
+import pytest
+import requests
+from conftest import HTTPS
+
+
+@pytest.mark.slow
+def test_default_project_serves_pages_static_and_probes(make_project):
+    project = make_project().prepare()
+    with project.gunicorn() as server:
+        base = server.base_url
+
+        home = requests.get(base + "/", headers=HTTPS, timeout=10)
+        assert home.status_code == 200
+        assert "<h1>Home</h1>" in home.text
+        css = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', home.text)
+        assert css, "page does not link the hashed stylesheet"
+
+        # Plain HTTP is redirected to HTTPS, except the probes.
+        plain = requests.get(
+            base + "/", headers={"Host": "example.com"}, allow_redirects=False, timeout=10
+        )
+        assert plain.status_code == 301 and plain.headers["Location"] == "https://example.com/"
+        for probe in ("/healthz/", "/readyz/"):
+            response = requests.get(base + probe, headers={"Host": "10.0.0.7"}, timeout=10)
+            assert response.status_code == 200, probe
+        assert requests.get(base + "/readyz/", timeout=10).json() == {
+            "database": "ok",
+            "cache": "ok",
+        }
+
+        # The Wagtail admin loads in production, with its hashed static files.
+        login = requests.get(base + "/admin/login/", headers=HTTPS, timeout=10)
+        assert login.status_code == 200
+        admin_css = re.search(
+            r'href="(/static/wagtailadmin/css/core\.[0-9a-f]{12}\.css)"', login.text
+        )
+        assert admin_css, "admin login page does not link hashed core.css"
+
+        for encoding in ("br", "gzip"):
+            response = requests.get(
+                base + admin_css.group(1), headers=HTTPS | {"Accept-Encoding": encoding}, timeout=10
+            )
+            assert response.status_code == 200
+            assert response.headers["Content-Encoding"] == encoding
+            assert response.headers["Cache-Control"] == "max-age=315360000, public, immutable"
+        assert requests.get(base + css.group(1), headers=HTTPS, timeout=10).status_code == 200
