@@ -65,6 +65,11 @@ def main():
     env = {
         k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE")
     }
+    # Prefer an installed Python 3.13 (e.g. pyenv's) to letting uv download one.
+    pyenv = Path(env.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    local = sorted(pyenv.glob("versions/3.13*/bin/python3.13"))
+    if "UV_PYTHON" not in env and local:
+        env["UV_PYTHON"] = str(local[-1])
     run([uv, "sync", "--quiet"], cwd=project, env=env)
     python = str(project / ".venv" / "bin" / "python")
     run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=project, env=env)

@@ -1,10 +1,12 @@
 """Layer 3, serve: the default project under gunicorn with production settings."""
 
+import os
 import re
+import sys
 
 import pytest
 import requests
-from conftest import HTTPS
+from conftest import HTTPS, SLUG, TEMPLATE, check, free_port
 
 
 @pytest.mark.slow
@@ -48,3 +50,32 @@ def test_default_project_serves_pages_static_and_probes(make_project):
             assert response.headers["Content-Encoding"] == encoding
             assert response.headers["Cache-Control"] == "max-age=315360000, public, immutable"
         assert requests.get(base + css.group(1), headers=HTTPS, timeout=10).status_code == 200
+
+
+@pytest.mark.slow
+def test_readme_demo_command_serves_the_default_site(tmp_path):
+    """The README's first command: bake the defaults, migrate SQLite, make an admin, serve."""
+    readme = (TEMPLATE / "README.md").read_text()
+    assert "\nuv run scripts/demo.py\n" in readme
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))
+    }
+    result = check(
+        [
+            sys.executable,
+            "scripts/demo.py",
+            "--smoke-test",
+            "--output",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+        ],
+        cwd=TEMPLATE,
+        env=env,
+    )
+    assert "smoke test passed" in result.stdout
+    assert re.search(r"user: admin\s+password: \S{12,}", result.stdout)
+    assert (tmp_path / "demo" / SLUG / "db.sqlite3").is_file()  # SQLite: no services used
