@@ -2,11 +2,13 @@
 
 import os
 import re
+import socket
 import sys
+import time
 
 import pytest
 import requests
-from conftest import HTTPS, SLUG, TEMPLATE, check, free_port
+from conftest import HTTPS, SLUG, TEMPLATE, background, check, free_port
 
 
 @pytest.mark.slow
@@ -79,3 +81,52 @@ def test_readme_demo_command_serves_the_default_site(tmp_path):
     assert "smoke test passed" in result.stdout
     assert re.search(r"user: admin\s+password: \S{12,}", result.stdout)
     assert (tmp_path / "demo" / SLUG / "db.sqlite3").is_file()  # SQLite: no services used
+
+
+@pytest.mark.slow
+def test_rediss_url_reaches_a_tls_redis(make_project, tmp_path):
+    """REDIS_URL=rediss://… talks TLS to Redis (a private TLS-only redis-server on loopback)."""
+    cert, key = tmp_path / "redis.crt", tmp_path / "redis.key"
+    check(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    )  # fmt: skip
+    port = free_port()
+    server = [
+        "redis-server", "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+        "--tls-key-file", str(key), "--tls-auth-clients", "no", "--save", "", "--appendonly", "no",
+        "--bind", "127.0.0.1", "--dir", str(tmp_path),
+    ]  # fmt: skip
+    with background(server, log=tmp_path / "redis.log"):
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+        project = make_project()
+        code = (
+            "from django.core.cache import caches\n"
+            "for alias in ('default', 'renditions'):\n"
+            "    caches[alias].set('tls-probe', alias, 60)\n"
+            "    print(alias, caches[alias].get('tls-probe'))\n"
+        )
+        for _ in range(100):  # the server needs a moment to listen
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        output = project.shell(code, env={"REDIS_URL": url})
+        # IGNORE_EXCEPTIONS turns failures into misses, so a value read back proves the round trip.
+        assert "default default" in output and "renditions renditions" in output
+        keys = check(
+            [
+                "redis-cli",
+                "--tls",
+                "--cacert",
+                str(cert),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--scan",
+            ]
+        ).stdout.split()
+        assert any(k.startswith("default:") for k in keys) and any(
+            k.startswith("renditions:") for k in keys
+        )
