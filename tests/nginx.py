@@ -163,4 +163,3 @@ def nginx_for(project, upstream_url):
                 conf=site_conf,
                 process=process,
             )
-
