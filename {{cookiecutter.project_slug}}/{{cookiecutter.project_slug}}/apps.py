@@ -6,4 +6,5 @@ class ProjectConfig(AppConfig):
     verbose_name = {{ cookiecutter.project_name | tojson }}
 
     def ready(self):
-        from . import checks  # noqa: F401  registers the project's system checks
+        # Registers the project's system checks and connects the page cache's invalidation signals.
+        from . import checks, pagecache  # noqa: F401
