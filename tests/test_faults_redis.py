@@ -12,7 +12,7 @@ import signal
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pytest
 import redis as redis_lib
@@ -94,10 +94,8 @@ def silent_listener():
     def accept():
         server.settimeout(0.2)
         while not done.is_set():
-            try:
+            with suppress(TimeoutError):
                 held.append(server.accept()[0])
-            except TimeoutError:
-                pass
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
