@@ -7,6 +7,7 @@ variables are read through ``env`` (environs): production.py reads the ones prod
 from email.utils import formataddr
 from pathlib import Path
 
+from django.utils.csp import CSP
 from environs import Env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -50,8 +51,13 @@ MIDDLEWARE = [
     # Answers /healthz/ and /readyz/ before host validation and the HTTPS redirect.
     "{{ cookiecutter.project_slug }}.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy: SECURE_CSP on every response, WAGTAILADMIN_CSP on the admin's.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "{{ cookiecutter.project_slug }}.csp.AdminContentSecurityPolicyMiddleware",
     # Serves hashed, compressed static files (the Wagtail admin's included) from the app itself.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Anonymous page views from Redis (pagecache.py); before sessions, so a hit skips the rest.
+    "{{ cookiecutter.project_slug }}.pagecache.PageCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -119,7 +125,16 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "renditions",
     },
+    # The page cache's pages and generation (pagecache.py).
+    "pagecache": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "pagecache",
+    },
 }
+# Whole-page cache for anonymous visitors: off here (0), production turns it on.
+PAGE_CACHE_SECONDS = 0
+# How long browsers and CDNs may keep a cached page (Cache-Control: max-age).
+PAGE_CACHE_MAX_AGE = 60
 
 # Wagtail's background work (search and reference index updates, file deletion, focal points)
 # runs immediately inside the request here; production.py hands it to the worker process.
@@ -157,6 +172,8 @@ WAGTAILDOCS_EXTENSIONS = [
     "xlsx",
     "zip",
 ]
+# Every document is a download, PDFs too (Wagtail opens PDFs inline unless told otherwise).
+WAGTAILDOCS_INLINE_CONTENT_TYPES = []
 WAGTAILDOCS_MAX_UPLOAD_SIZE = 10 * 1024 * 1024  # nginx's client_max_body_size matches this
 WAGTAILIMAGES_MAX_UPLOAD_SIZE = 10 * 1024 * 1024
 
@@ -168,3 +185,24 @@ WAGTAILIMAGES_MAX_UPLOAD_SIZE = 10 * 1024 * 1024
 # The admin would otherwise load avatars from gravatar.com and check releases.wagtail.org.
 WAGTAIL_GRAVATAR_PROVIDER_URL = None
 WAGTAIL_ENABLE_UPDATE_CHECK = False
+
+# Content-Security-Policy for every page (Django's CSP middleware): only this site's own files,
+# no inline script or style, no plugins, and no framing by other sites. Add origins here when a
+# template loads something from elsewhere (e.g. "frame-src": ["https://www.youtube.com"] for
+# video embeds in rich text). dev.py reports violations in the browser console instead.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "img-src": [CSP.SELF],  # storage.py adds the bucket when images live on S3
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.SELF],
+}
+# The Wagtail admin's policy (csp.py): the strict one, relaxed only where the admin needs it.
+# Wagtail 8 has inline <script> and style attributes without nonces (inline panels, date
+# pickers, vendor.js), and previews uploads as blob: and data: images.
+WAGTAILADMIN_CSP = SECURE_CSP | {
+    "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [*SECURE_CSP["img-src"], "data:", "blob:"],
+}

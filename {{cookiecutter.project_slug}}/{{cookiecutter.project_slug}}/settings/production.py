@@ -23,6 +23,8 @@ CSRF_TRUSTED_ORIGINS = env.list(
 DATABASES = {
     "default": env.dj_db_url("DATABASE_URL", conn_max_age=600, conn_health_checks=True),
 }
+# A database that does not answer fails a request (and /readyz/) in seconds, not minutes.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 
 # Redis, not a per-process cache (Wagtail's guide): every worker and instance shares it. A failing
 # or hung Redis must not fail or stall a request, so errors are ignored (and logged) and timeouts
@@ -32,6 +34,9 @@ REDIS_OPTIONS = {
     "IGNORE_EXCEPTIONS": True,
     "SOCKET_CONNECT_TIMEOUT": 0.1,
     "SOCKET_TIMEOUT": 0.1,
+    # After an error, skip Redis for a few seconds: a hung Redis costs one timeout, not one per
+    # cache call (a page with many images makes many).
+    "REDIS_CLIENT_CLASS": "{{ cookiecutter.project_slug }}.redis_breaker.CircuitBreakerRedis",
 }
 CACHES = {
     alias: {
@@ -40,9 +45,19 @@ CACHES = {
         "KEY_PREFIX": alias,  # separate key spaces in one Redis database
         "OPTIONS": REDIS_OPTIONS,
     }
-    for alias in ("default", "renditions")
+    for alias in ("default", "renditions", "pagecache")
 }
+# The page cache catches its own errors: it logs one line and skips Redis for a few seconds, so a
+# hung Redis costs one timeout, not one per request (pagecache.py).
+CACHES["pagecache"]["OPTIONS"] = REDIS_OPTIONS | {"IGNORE_EXCEPTIONS": False}
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# Anonymous page views are served from Redis for this long (0 turns the page cache off); publish,
+# unpublish, move and delete invalidate at once, so this only bounds staleness if Redis missed an
+# invalidation while it was down.
+PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=600)
+# Browsers and CDNs may show an anonymous page this long after a publish (Cache-Control max-age).
+PAGE_CACHE_MAX_AGE = env.int("PAGE_CACHE_MAX_AGE", default=60)
 
 # Hashed file names (a Wagtail upgrade can never be served stale admin JS/CSS), served by
 # WhiteNoise with far-future immutable caching and pre-compressed gzip and brotli variants.
@@ -58,6 +73,8 @@ SECURE_SSL_REDIRECT = True
 SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^readyz/$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+# No script needs to read the CSRF cookie: the admin takes the token from the page.
+CSRF_COOKIE_HTTPONLY = True
 # Default one year. Start lower (e.g. 300) on a new domain until HTTPS is known to work.
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
 # The site owner's choice: these commit every subdomain to HTTPS, and preload lets browsers ship
