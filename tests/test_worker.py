@@ -94,9 +94,7 @@ def test_publishing_enqueues_work_the_worker_completes_and_old_rows_are_pruned(s
     page_id = int(out.splitlines()[-1])
     before = task_rows(project)
 
-    response = admin.post(
-        f"/admin/bulk/wagtailcore/page/publish/?id={page_id}&next=/admin/", {}
-    )
+    response = admin.post(f"/admin/bulk/wagtailcore/page/publish/?id={page_id}&next=/admin/", {})
     assert response.status_code == 302, response.text[:3000]
     assert admin.get("/news/").status_code == 200
 

@@ -2,7 +2,7 @@
 with one error that names every missing variable (see .env.example)."""
 
 from django.core.exceptions import ImproperlyConfigured
-from marshmallow.validate import OneOf
+from marshmallow.validate import OneOf, Regexp
 
 from .base import *
 
@@ -83,7 +83,14 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 
-# Mail over SMTP, configured by one URL, e.g. smtp+tls://user:password@smtp.example.com:587
+# Mail over SMTP, configured by one URL, e.g. submission://user:password@smtp.example.com:587
+# (STARTTLS), smtp://user:password@smtp.example.com:465?ssl=true (TLS) or smtp://localhost:25.
+# dj-email-url ignores a scheme it does not know (smtp+tls:// would send without TLS): refuse it.
+env.str(
+    "EMAIL_URL",
+    default="smtp://localhost:25",
+    validate=Regexp(r"^(smtp|submission)://", error="use smtp:// or submission:// (STARTTLS)"),
+)
 EMAIL_URL = env.dj_email_url("EMAIL_URL", default="smtp://localhost:25")
 MAILERS = {
     "default": {
