@@ -423,6 +423,36 @@ def cookiecutter_cli(tmp_path, *args, cwd=None):
     )
 
 
+def test_the_questions_explain_every_option_and_enter_takes_the_default(tmp_path):
+    """What a user meets first: `cookiecutter <template>` asks in plain words, explains each
+    choice, derives the package name from the site name, and Enter accepts a default."""
+    options = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    prompts = options["__prompts__"]
+    public = [key for key in options if not key.startswith("_")]
+    assert set(prompts) == set(public), "every question has a plain-words prompt"
+    for key, choices in CHOICES.items():
+        assert set(prompts[key]) == {"__prompt__", *choices}, f"{key}: explain every choice"
+    # Name, then Enter for everything except storage (choice 2 = s3).
+    answers = ["Harbour Arts"] + [""] * 7 + ["2"] + [""] * 3
+    assert len(answers) == len(public)
+    (tmp_path / "config.yaml").write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    result = subprocess.run(
+        [str(BIN / "cookiecutter"), "--config-file", str(tmp_path / "config.yaml"), "-o", str(tmp_path), str(TEMPLATE)],
+        input="\n".join(answers) + "\n", capture_output=True, text=True, timeout=120,
+        env=os.environ | {"COLUMNS": "300"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    for key in public:
+        prompt = prompts[key] if isinstance(prompts[key], str) else prompts[key]["__prompt__"]
+        assert prompt in result.stdout, key
+    for key in CHOICES:
+        for label in (v for k, v in prompts[key].items() if k != "__prompt__"):
+            assert label in result.stdout
+    site = tmp_path / "harbour_arts"
+    assert (site / "deploy/s3-bucket-policy.json").is_file() and (site / "Dockerfile").is_file()
+    assert "cd harbour_arts" in result.stdout  # the next steps
+
+
 def without_dev_key(files):
     dev = f"{SLUG}/settings/dev.py"
     return files | {dev: re.sub(rb'SECRET_KEY = "[^"]+"', b"", files[dev])}
