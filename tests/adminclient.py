@@ -2,7 +2,7 @@
 
     from adminclient import AdminClient, create_superuser
 
-    create_superuser(project)
+    create_superuser(project)            # or CREATE_SUPERUSER + more code in one project.shell()
     admin = AdminClient(server.base_url).login()
     admin.post("/admin/images/add/", data={...}, files={...})
 
@@ -23,11 +23,15 @@ PASSWORD = "admin-pw-for-tests"  # noqa: S105
 ORIGIN = "https://" + HTTPS["Host"]
 
 
+# For project.shell(): creates the superuser, so a fixture's other setup can share one start-up.
+CREATE_SUPERUSER = (
+    "from django.contrib.auth import get_user_model\n"
+    f"get_user_model().objects.create_superuser({USERNAME!r}, 'admin@example.com', {PASSWORD!r})\n"
+)
+
+
 def create_superuser(project, env=None):
-    project.manage(
-        "createsuperuser", "--noinput", "--username", USERNAME, "--email", "admin@example.com",
-        env={"DJANGO_SUPERUSER_PASSWORD": PASSWORD} | (env or {}),
-    )  # fmt: skip
+    project.shell(CREATE_SUPERUSER, env=env)
 
 
 class AdminClient:

@@ -34,7 +34,7 @@ import brotli
 import psycopg
 import pytest
 import requests
-from adminclient import ORIGIN, AdminClient, create_superuser, png
+from adminclient import CREATE_SUPERUSER, ORIGIN, AdminClient, png
 from aiosmtpd.controller import Controller
 from conftest import HTTPS, check, free_port
 from nginx import nginx_for
@@ -177,7 +177,15 @@ def stack(make_module_project, s3_server):  # noqa: F811
         policy = project.path / "deploy" / "s3-bucket-policy.json"
         project.env |= s3_server.env(s3_server.new_bucket(policy)) | {"DATABASE_URL": postgres.url}
         project.prepare()
-        create_superuser(project)
+        # The admin's user, and a live page with an unpublished revision (two-instance test).
+        project.shell(
+            CREATE_SUPERUSER + "from wagtail.models import Site\n"
+            "from home.models import ContentPage\n"
+            "home = Site.objects.get(is_default_site=True).root_page\n"
+            "page = home.add_child(instance=ContentPage(title='Old title', slug='shared'))\n"
+            "page.title = 'New title'\n"
+            "page.save_revision()\n"
+        )
         a = stack.enter_context(project.gunicorn(env={"SENTRY_DSN": sentry.dsn}))
         b = stack.enter_context(project.gunicorn())
         yield SimpleNamespace(project=project, postgres=postgres, sentry=sentry, a=a, b=b)
@@ -220,15 +228,7 @@ def test_mail_goes_out_over_smtp_from_email_url(stack):
 
 def test_two_instances_share_database_cache_and_bucket(stack):
     project, a, b = stack.project, stack.a, stack.b
-    # A live page with an unpublished revision; visitors of B see (and cache) the live one.
-    project.shell(
-        "from wagtail.models import Site\n"
-        "from home.models import ContentPage\n"
-        "home = Site.objects.get(is_default_site=True).root_page\n"
-        "page = home.add_child(instance=ContentPage(title='Old title', slug='shared'))\n"
-        "page.title = 'New title'\n"
-        "page.save_revision()\n"
-    )
+    # Visitors of B see (and cache) the live version of the page with a pending revision.
     page_id = int(
         psycopg.connect(stack.postgres.url)
         .execute("SELECT id FROM wagtailcore_page WHERE slug = 'shared'")

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from adminclient import AdminClient, create_superuser
+from adminclient import CREATE_SUPERUSER, AdminClient
 from conftest import HTTPS
 
 pytestmark = pytest.mark.slow
@@ -34,10 +34,9 @@ def directives(policy):
 @pytest.fixture(scope="module")
 def site(make_module_project):
     project = make_module_project().prepare()
-    create_superuser(project)
-    # A document, to check that Wagtail's own policy for downloads survives.
+    # The admin's user, and a document to check that Wagtail's own policy for downloads survives.
     document_url = project.shell(
-        "from django.core.files.base import ContentFile\n"
+        CREATE_SUPERUSER + "from django.core.files.base import ContentFile\n"
         "from wagtail.documents.models import Document\n"
         "d = Document(title='Report')\n"
         "d.file.save('report.txt', ContentFile(b'hello'), save=False)\n"

@@ -23,8 +23,10 @@ CSRF_TRUSTED_ORIGINS = env.list(
 DATABASES = {
     "default": env.dj_db_url("DATABASE_URL", conn_max_age=600, conn_health_checks=True),
 }
-# A database that does not answer fails a request (and /readyz/) in seconds, not minutes.
-DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+# A database that does not answer fails a request (and /readyz/) in seconds, not minutes
+# (?connect_timeout= in DATABASE_URL wins; a missing DATABASE_URL is reported by env.seal()).
+if DATABASES["default"]:
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 
 # Redis, not a per-process cache (Wagtail's guide): every worker and instance shares it. A failing
 # or hung Redis must not fail or stall a request, so errors are ignored (and logged) and timeouts
