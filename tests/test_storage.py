@@ -68,10 +68,9 @@ HomePage.objects.get().add_child(instance=gallery)
 print(json.dumps({{
     "root_collection": root.id,
     "documents": {{
-        d.title: {{"url": d.url, "name": d.file.name, "file_url": d.file.url}}
+        d.title: {{"url": d.url, "name": d.file.name}}
         for d in (first, second, pdf, secret)
     }},
-    "image_id": image.id,
     "original": {{"name": image.file.name, "url": image.file.url}},
     "rendition": {{"name": rendition.file.name, "url": rendition.url}},
 }}))
@@ -326,6 +325,7 @@ def test_unsafe_document_types_are_refused(site):
 PROBE_ENV = {"WAGTAILDOCS_SERVE_METHOD": "direct", "AWS_S3_CUSTOM_DOMAIN": "media.example.com"}
 PROBE = """
 import json
+from django.conf import settings
 from django.core.checks import run_checks
 from django.core.files.storage import storages
 from django.test import override_settings
@@ -334,9 +334,14 @@ def warnings():
     return [m for m in run_checks(include_deployment_checks=True) if m.id.endswith(".W001")]
 
 found = {"env": [[m.id, m.msg, m.hint] for m in warnings()]}
-for method in ("serve_view", "redirect", "direct"):
+for method in (None, "serve_view", "redirect", "direct"):
     with override_settings(WAGTAILDOCS_SERVE_METHOD=method):
-        found[method] = [m.id for m in warnings()]
+        found[str(method)] = [m.id for m in warnings()]
+if "renditions" in storages.backends:  # s3: "redirect" to URLs that are not signed
+    default = settings.STORAGES["default"]
+    unsigned = default | {"OPTIONS": default["OPTIONS"] | {"querystring_auth": False}}
+    with override_settings(STORAGES=settings.STORAGES | {"default": unsigned}):
+        found["unsigned"] = [m.id for m in warnings()]
 found["urls"] = {
     alias: storages[alias].url(alias + ".txt") for alias in ("default", "renditions")
     if alias in storages.backends
@@ -370,13 +375,14 @@ def test_system_check_warns_on_privacy_bypassing_serve_methods(site, probes):
     assert "private collections" in message
     assert "WAGTAILDOCS_SERVE_METHOD" in hint
     assert found["direct"] == [warning]
-    assert found["serve_view"] == []
+    assert found["serve_view"] == [] and found["None"] == []  # None: Wagtail picks per storage
     if project.answers["storage_backend"] == "filesystem":
         assert found["redirect"] == [warning]  # a redirect to MEDIA_ROOT/documents
-        assert "serve_view" in hint
+        assert 'WAGTAILDOCS_SERVE_METHOD to "serve_view"' in hint
     else:
         assert found["redirect"] == []  # a signed URL, after the privacy check
-        assert "redirect" in hint
+        assert 'WAGTAILDOCS_SERVE_METHOD to "redirect"' in hint
+        assert found["unsigned"] == [warning]  # unless the URLs are not signed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,6 +390,7 @@ def test_system_check_warns_on_privacy_bypassing_serve_methods(site, probes):
 
 
 def signed(url):
+    """The query parameters of a presigned URL."""
     return parse_qs(urlsplit(url).query)
 
 

@@ -26,20 +26,49 @@ def check_shared_caches(app_configs, **kwargs):
     ]
 
 
+def signs_urls(storage):
+    """False for storages whose file URLs anyone can open: django-storages' S3 storage without
+    querystring_auth, or with a custom_domain (a CDN) and no CloudFront signer."""
+    if getattr(storage, "querystring_auth", True) is False:
+        return False
+    return not getattr(storage, "custom_domain", None) or bool(
+        getattr(storage, "cloudfront_signer", None)
+    )
+
+
 @register(Tags.security)
 def check_document_privacy(app_configs, **kwargs):
-    """Warn when WAGTAILDOCS_SERVE_METHOD lets visitors skip collection privacy."""
-    method = getattr(settings, "WAGTAILDOCS_SERVE_METHOD", None)
-    local = isinstance(storages["default"], FileSystemStorage)
-    if method == "serve_view" or (method == "redirect" and not local) or method is None:
+    """Warn when the documents' serve method lets visitors skip collection privacy."""
+    storage = storages["default"]
+    local = isinstance(storage, FileSystemStorage)
+    # Wagtail's own default when the setting is unset: serve_view on disk, redirect otherwise.
+    method = getattr(settings, "WAGTAILDOCS_SERVE_METHOD", None) or (
+        "serve_view" if local else "redirect"
+    )
+    if method == "serve_view":
         return []
-    where = "MEDIA_ROOT/documents" if local else "the bucket"
-    fix = '"serve_view"' if local else '"redirect" (signed, expiring URLs) or "serve_view"'
+    if local:
+        problem = f'WAGTAILDOCS_SERVE_METHOD = "{method}" links visitors to MEDIA_ROOT/documents'
+        fix = 'Set WAGTAILDOCS_SERVE_METHOD to "serve_view" (or unset the environment override).'
+    elif method == "direct":
+        problem = 'WAGTAILDOCS_SERVE_METHOD = "direct" links visitors straight to the bucket'
+        fix = (
+            'Set WAGTAILDOCS_SERVE_METHOD to "redirect" (signed, expiring URLs) or "serve_view" '
+            "(or unset the environment override)."
+        )
+    elif not signs_urls(storage):
+        problem = 'WAGTAILDOCS_SERVE_METHOD = "redirect" sends visitors to unsigned file URLs'
+        fix = (
+            'Give STORAGES["default"] signed URLs (querystring_auth=True, no custom_domain; '
+            'see settings/storage.py) or set WAGTAILDOCS_SERVE_METHOD to "serve_view".'
+        )
+    else:
+        return []
     return [
         Warning(
-            f'WAGTAILDOCS_SERVE_METHOD = "{method}" links visitors straight to {where}, '
-            "so documents in private collections can be downloaded by anyone with the link.",
-            hint=f"Set WAGTAILDOCS_SERVE_METHOD to {fix} (or unset the environment override).",
+            f"{problem}, so documents in private collections can be downloaded by anyone with "
+            "the link.",
+            hint=fix,
             id="{{ cookiecutter.project_slug }}.W001",
         )
     ]
