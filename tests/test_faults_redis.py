@@ -177,8 +177,9 @@ def test_hung_redis_every_request_completes_well_under_a_second(project):
         assert slowest[2] < 0.75, f"slowest request: {slowest}"
         assert ready.status_code == 200 and ready.json()["cache"] == "unavailable"
 
+        # The first cache call to time out opens the breaker (redis_breaker.py); later calls in
+        # that process fail at once with ConnectionError, which django_redis logs and ignores.
         events = cache_log_lines(server.log)
-        assert any(e["name"].startswith("django_redis") and "TimeoutError" in e.get("exc_info", "")
-                   for e in events), "django_redis logs ignored timeouts"  # fmt: skip
+        assert any(e["name"].startswith("django_redis") for e in events), "django_redis logs"
         assert any(e["name"].endswith("pagecache") and "TimeoutError" in e["message"]
-                   for e in events), "the page cache logs its timeouts"  # fmt: skip
+                   for e in events), "the page cache logs the timeout"  # fmt: skip
