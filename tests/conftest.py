@@ -216,11 +216,16 @@ def fresh_database():
             conn.execute(f'DROP DATABASE IF EXISTS "test_{name}" WITH (FORCE)')
 
 
+_module_slots = itertools.cycle(range(1, 7))
+
+
 def private_redis(worker_id, scope):
-    """A Redis database of this xdist worker's own, flushed: 1-15, two per worker (function- and
-    module-scoped projects), so parallel workers never see each other's keys (0 is left alone)."""
+    """A flushed Redis database of this xdist worker's own, so that no two live projects share
+    keys: worker N owns databases 1+7N .. 7+7N (mod 15; 0 is left alone). Function-scoped
+    projects use the first; module-scoped projects take the other six in turn."""
     worker = 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
-    index = 1 + (2 * worker + (scope == "module")) % 15
+    slot = 0 if scope == "function" else next(_module_slots)
+    index = 1 + (7 * worker + slot) % 15
     redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=index).flushdb()
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{index}"
 

@@ -25,9 +25,10 @@ OPTIONAL_FILES = {
     f"{SLUG}/settings/sentry.py": ("error_reporting", "sentry"),
     "deploy/s3-bucket-policy.json": ("storage_backend", "s3"),
 }
+# ...plus the site README, whose prose describes the Docker and CI files when they are there.
 NON_RUNTIME_FILES = {
     path for path, (option, _) in OPTIONAL_FILES.items() if option in NON_RUNTIME_OPTIONS
-}
+} | {"README.md"}
 LEFTOVER = re.compile(r"\{\{|\{%|\{#|cookiecutter")
 
 
@@ -80,7 +81,8 @@ def test_every_combination_is_lint_clean(baked, combo):
 
 
 def test_docker_and_ci_options_change_nothing_that_runs(baked):
-    """use_docker and ci add files nothing imports; every other file is byte-identical.
+    """use_docker and ci add files nothing imports (and README prose); every other file is
+    byte-identical.
 
     This is why the run layer runs one combination per (python_version, storage_backend,
     error_reporting) instead of all 32: the other 24 execute exactly the same files.
