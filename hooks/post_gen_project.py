@@ -11,9 +11,10 @@ dev_settings.write_text(
     dev_settings.read_text().replace("__DEV_SECRET_KEY__", secrets.token_urlsafe(50))
 )
 
-# Files an option excludes are skipped by name; their now-empty folders are removed here.
-for folder in sorted((p for p in project.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-    if not any(folder.iterdir()):
+# Files an option excludes are skipped by name; ci=none leaves .github/workflows empty. Only
+# these folders are touched, so re-baking over a project (-f) never prunes its .git or .venv.
+for folder in (project / ".github" / "workflows", project / ".github"):
+    if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
 
 print(f"""
