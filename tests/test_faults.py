@@ -306,12 +306,14 @@ def test_fifty_slow_clients_through_nginx_do_not_delay_a_normal_request(stack):
                     b"Content-Length: 100000\r\n\r\nusername=a"
                 )
         time.sleep(0.5)  # let nginx accept and read all of them
+        timings = []
         for _ in range(5):
             started = time.monotonic()
             response = requests.get(url + "/", headers=HTTPS, verify=proxy.cert, timeout=10)
-            elapsed = time.monotonic() - started
+            timings.append(time.monotonic() - started)
             assert response.status_code == 200
-            assert elapsed < 1, f"a normal request took {elapsed:.2f} s behind 50 slow clients"
+        print(f"behind 50 slow clients: slowest of 5 normal requests {max(timings):.3f} s")
+        assert max(timings) < 1, f"a normal request took {max(timings):.2f} s"
 
 
 def test_postgres_restart_and_outage(stack):
@@ -327,6 +329,7 @@ def test_postgres_restart_and_outage(stack):
     postgres.stop()
     postgres.start()
     statuses = [get(a.base_url, path).status_code for _ in range(5) for path in pages]
+    print(f"after a Postgres restart: {len(statuses)} requests, statuses {set(statuses)}")
     assert statuses == [200] * len(statuses)
 
     # Down: /readyz/ says 503 while /healthz/ stays 200; requests that need it fail, visibly.
@@ -345,6 +348,7 @@ def test_postgres_restart_and_outage(stack):
     while get(a.base_url, "/readyz/", headers={}).status_code != 200:
         assert time.monotonic() - back < 5, "/readyz/ not 200 within 5 s of Postgres returning"
         time.sleep(0.1)
+    print(f"/readyz/ 200 again {time.monotonic() - back:.2f} s after Postgres was back")
     statuses = [get(a.base_url, path).status_code for _ in range(3) for path in pages]
     assert statuses == [200] * len(statuses)
 
@@ -372,7 +376,11 @@ def test_a_hung_database_and_a_dead_redis_are_answered_and_logged(stack):
         }
         with project.gunicorn(env=env) as server:
             # connect_timeout: readyz answers 503 instead of hanging until gunicorn kills it.
+            started = time.monotonic()
             ready = get(server.base_url, "/readyz/", headers={}, timeout=20)
+            print(
+                f"/readyz/ with a hung database: {ready.status_code} in {time.monotonic() - started:.2f} s"
+            )
             assert ready.status_code == 503
             assert ready.json() == {"database": "unavailable", "cache": "unavailable"}
             assert get(server.base_url, "/healthz/", headers={}).status_code == 200
