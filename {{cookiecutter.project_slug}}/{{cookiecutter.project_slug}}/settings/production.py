@@ -1,7 +1,6 @@
 """Production: everything comes from the environment; a missing required variable stops start-up
 with one error that names every missing variable (see .env.example)."""
 
-from django.core.exceptions import ImproperlyConfigured
 from marshmallow.validate import OneOf, Regexp
 
 from .base import *
@@ -20,6 +19,16 @@ CSRF_TRUSTED_ORIGINS = env.list(
 
 # Persistent connections save a connect per request; health checks replace a connection that
 # died (e.g. after a Postgres restart) before a request uses it.
+# PostgreSQL only: Wagtail's search index uses its full-text search (a validator, not a raise
+# after seal(), so manage.py shows this message rather than a confusing re-import error).
+env.str(
+    "DATABASE_URL",
+    default="",  # unset is reported once, by dj_db_url below
+    validate=Regexp(
+        r"^(postgres|postgresql|pgsql)://",
+        error="DATABASE_URL must point at PostgreSQL (postgres://...) in production.",
+    ),
+)
 DATABASES = {
     "default": env.dj_db_url("DATABASE_URL", conn_max_age=600, conn_health_checks=True),
 }
@@ -147,8 +156,3 @@ WAGTAILDOCS_SERVE_METHOD = env.str(
 )
 
 env.seal()  # any variable above that is missing or invalid stops start-up here, all named at once
-
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured(
-        "DATABASE_URL must point at PostgreSQL (postgres://...) in production."
-    )

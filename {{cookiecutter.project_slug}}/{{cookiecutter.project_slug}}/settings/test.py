@@ -15,5 +15,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 STORAGES["default"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {"location": BASE_DIR / ".test-media"},
+    "OPTIONS": {"location": str(BASE_DIR / ".test-media")},  # str: task arguments are JSON
 }
