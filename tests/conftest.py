@@ -14,9 +14,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -196,6 +197,30 @@ def background(cmd, cwd=None, env=None, log=None):
                 process.wait()
         if log:
             out.close()
+
+
+@contextmanager
+def silent_listener():
+    """A TCP port that accepts connections and never says a word (a hung server)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        server.close()
 
 
 # ---------------------------------------------------------------------------------------------

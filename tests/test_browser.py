@@ -13,13 +13,12 @@ to test-artifacts/<storage>/ (CI uploads them).
 
 import re
 import shutil
-import struct
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from adminclient import png
 from conftest import TEMPLATE, free_port
 from nginx import nginx_for
 from playwright.sync_api import Error as PlaywrightError
@@ -38,27 +37,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = TEMPLATE / "test-artifacts"
 ADMIN_USER, ADMIN_PASSWORD = "editor", "a-long-test-password-0123"
 DOCUMENT_BYTES = b"Annual report: the harbour reopened in May.\n" * 20
-
-
-def png(width, height):
-    """A valid RGB PNG (a colour gradient) without an imaging library."""
-    rows = b"".join(
-        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width))
-        for y in range(height)
-    )
-
-    def chunk(kind, data):
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 class Watcher:

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from types import SimpleNamespace
 
 import brotli
@@ -36,7 +36,7 @@ import pytest
 import requests
 from adminclient import CREATE_SUPERUSER, ORIGIN, AdminClient, png
 from aiosmtpd.controller import Controller
-from conftest import HTTPS, check, free_port
+from conftest import HTTPS, check, free_port, silent_listener
 from nginx import nginx_for
 from s3 import s3_server  # noqa: F401
 
@@ -81,30 +81,6 @@ def private_postgres():
     finally:
         subprocess.run(as_postgres([*pg_ctl, "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def silent_listener():
-    """A TCP port that accepts connections and never says a word (a hung server)."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted, stop = [], threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with suppress(TimeoutError):
-                accepted.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        server.close()
 
 
 @contextmanager

@@ -9,15 +9,13 @@ import json
 import os
 import shutil
 import signal
-import socket
-import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import pytest
 import redis as redis_lib
 import requests
-from conftest import HTTPS, background, free_port
+from conftest import HTTPS, background, free_port, silent_listener
 
 pytestmark = pytest.mark.slow
 
@@ -81,32 +79,6 @@ def redis_server(port):
 def stop(process):
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=10)
-
-
-@contextmanager
-def silent_listener():
-    """A TCP port that accepts connections and never answers: a hung Redis."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held, done = [], threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not done.is_set():
-            with suppress(TimeoutError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        done.set()
-        thread.join()
-        for connection in held:
-            connection.close()
-        server.close()
 
 
 def bounded_run(base):
