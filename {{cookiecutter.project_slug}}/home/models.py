@@ -17,20 +17,24 @@ BODY_BLOCKS = [
 ]
 
 
-class HomePage(Page):
-    body = StreamField(BODY_BLOCKS, blank=True)
-
-    content_panels = Page.content_panels + [FieldPanel("body")]
-    search_fields = Page.search_fields + [index.SearchField("body")]
-
-
-class ContentPage(Page):
-    """A general page: headings, text, images and document links."""
+class BodyPage(Page):
+    """A page whose content is a body of headings, text, images and document links."""
 
     body = StreamField(BODY_BLOCKS, blank=True)
 
     content_panels = Page.content_panels + [FieldPanel("body")]
     search_fields = Page.search_fields + [index.SearchField("body")]
+
+    class Meta:
+        abstract = True
+
+
+class HomePage(BodyPage):
+    """The site's root page."""
+
+
+class ContentPage(BodyPage):
+    """A general page under the home page."""
 
 
 class FormField(AbstractFormField):

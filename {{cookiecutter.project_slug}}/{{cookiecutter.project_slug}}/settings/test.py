@@ -17,3 +17,7 @@ STORAGES["default"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(BASE_DIR / ".test-media")},  # str: task arguments are JSON
 }
+
+# Tests run without collectstatic: WhiteNoise looks files up on request instead of scanning a
+# STATIC_ROOT that does not exist (which warns on every test).
+WHITENOISE_AUTOREFRESH = True
