@@ -46,7 +46,8 @@ RUNTIME_COMBOS = [c for c in ALL_COMBOS if all(c[o] == DEFAULTS[o] for o in NON_
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+# Another port lets two checkouts run their suites at once without sharing databases.
+REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("TEST_REDIS_PORT", "6379"))
 
 
 def combo_id(combo):
