@@ -242,6 +242,27 @@ def fresh_database():
             conn.execute(f'DROP DATABASE IF EXISTS "test_{name}" WITH (FORCE)')
 
 
+def database_exists(name):
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+
+
+def prepared_key(project):
+    """What migrate's and collectstatic's results depend on: the installed packages (the venv)
+    and the project's production settings, migrations and static files (dev.py holds a per-bake
+    random key and does not take part)."""
+    digest = hashlib.sha256(project.venv.name.encode())
+    for path in sorted(project.path.rglob("*")):
+        rel = path.relative_to(project.path)
+        if (
+            path.is_file()
+            and {"settings", "migrations", "static"} & set(rel.parts[:-1])
+            and rel.name not in ("dev.py", "test.py")
+        ):
+            digest.update(str(rel).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 _module_slots = itertools.cycle(range(1, 7))
 
 
@@ -310,9 +331,36 @@ class Project:
         )
 
     def prepare(self):
-        """migrate + collectstatic: what a release does before serving."""
-        self.manage("migrate", "--noinput", "-v0")
-        self.manage("collectstatic", "--noinput", "-v0")
+        """migrate + collectstatic: what a release does before serving.
+
+        Both results are made once per distinct input (prepared_key) and reused: the database is
+        cloned from a migrated template database, staticfiles/ is hard-linked from a cached
+        collectstatic output. The run layer runs the real commands on every combination.
+        """
+        key = prepared_key(self)
+        template_db = f"tpl_migrated_{key}"
+        static_cache = CACHE / "staticfiles" / key
+        CACHE.joinpath("staticfiles").mkdir(parents=True, exist_ok=True)
+        with FileLock(str(static_cache) + ".lock"):
+            if not database_exists(template_db):
+                with fresh_database() as scratch:
+                    self.manage("migrate", "--noinput", "-v0", env={"DATABASE_URL": scratch})
+                    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+                        conn.execute(  # a rename is atomic: a half-migrated one is never used
+                            f'ALTER DATABASE "{scratch.rsplit("/", 1)[1]}" RENAME TO "{template_db}"'
+                        )
+            if not static_cache.joinpath(".complete").exists():
+                shutil.rmtree(static_cache, ignore_errors=True)
+                self.manage("collectstatic", "--noinput", "-v0")
+                shutil.copytree(self.path / "staticfiles", static_cache)
+                static_cache.joinpath(".complete").touch()
+        name = self.env["DATABASE_URL"].rsplit("/", 1)[1]
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        shutil.rmtree(self.path / "staticfiles", ignore_errors=True)
+        shutil.copytree(static_cache, self.path / "staticfiles", copy_function=os.link)
+        (self.path / "staticfiles" / ".complete").unlink()
         return self
 
     def shell(self, code, env=None):
