@@ -37,9 +37,7 @@ def next_due():
         for model in apps.get_models()
         if issubclass(model, DraftStateMixin) and not issubclass(model, Page)
     ]
-    times = [
-        model.objects.filter(live=True).aggregate(t=Min("expire_at"))["t"] for model in models
-    ]
+    times = [model.objects.filter(live=True).aggregate(t=Min("expire_at"))["t"] for model in models]
     times.append(Revision.objects.aggregate(t=Min("approved_go_live_at"))["t"])
     return min(filter(None, times), default=None)
 
