@@ -17,8 +17,6 @@ import shutil
 import subprocess
 import time
 from contextlib import ExitStack
-from pathlib import Path
-from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -89,7 +87,8 @@ def sql(database_url, query, *params):
 
 @pytest.fixture(scope="module")
 def site(make_module_project):
-    project = make_module_project().prepare()
+    # One gunicorn worker is enough for these tests and starts faster.
+    project = make_module_project(extra_env={"WEB_CONCURRENCY": "1"}).prepare()
     project.shell(CREATE_SUPERUSER)
     return project
 
@@ -311,3 +310,86 @@ def test_backup_and_restore_drill_into_an_empty_database_and_media_folder(site, 
             assert download.status_code == 200
             assert download.content == document_bytes
             AdminClient(server.base_url).login()  # password hashes came back too
+
+
+def test_s3_database_backup_goes_to_the_bucket_and_restores(
+    make_module_project, s3_server, tmp_path
+):
+    """s3 bakes: the same runbook blocks put the database dump under backups/ in the media
+    bucket (no BACKUP_* variable set) and restore it into an empty database. The shipped lifecycle
+    rules and versioning are accepted by an S3 API, as the README applies them."""
+    bucket = s3_server.new_bucket()
+    project = make_module_project(storage_backend="s3", extra_env=s3_server.env(bucket))
+    project.manage("migrate", "--noinput", "-v0")
+    project.shell(
+        "from wagtail.models import Site\nfrom home.models import ContentPage\n"
+        "Site.objects.get(is_default_site=True).root_page.add_child("
+        "instance=ContentPage(title='Bucket drill', slug='bucket-drill'))\n"
+    )
+    run_as_written(project, runbook(project, "Back up"), project.env, tmp_path)
+    [dump] = [key for key in s3_server.keys(bucket, "backups/") if key.endswith(".psql.bin")]
+    body = s3_server.client.get_object(Bucket=bucket, Key=dump)["Body"].read()
+    assert body[:5] == b"PGDMP"
+
+    with fresh_database() as new_database:
+        restored = project.env | {"DATABASE_URL": new_database}
+        run_as_written(project, runbook(project, "Restore from backup"), restored, tmp_path)
+        titles = sql(new_database, "SELECT title FROM wagtailcore_page ORDER BY path")
+        assert ("Bucket drill",) in titles
+
+    s3 = s3_server.client
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    rules = json.loads((project.path / "deploy" / "s3-lifecycle.json").read_text())
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
+    stored = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [r["NoncurrentVersionExpiration"] for r in stored if "NoncurrentVersionExpiration" in r] == [{"NoncurrentDays": 30}]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Secret key rotation
+
+
+def test_rotating_the_secret_key_as_the_runbook_says_keeps_editors_logged_in(site, tmp_path):
+    """Two editors log in under the old key. The README's rotation block makes a new key with
+    the old one as a fallback; gunicorn restarted with it keeps the first editor logged in.
+    Without the fallback (what rotating cost before) the second editor is logged out."""
+    with site.gunicorn() as server:
+        kept, control = AdminClient(server.base_url).login(), AdminClient(server.base_url).login()
+        assert kept.get("/admin/", allow_redirects=False).status_code == 200
+
+    rotated = run_as_written(site, runbook(site, "Rotate the secret key"), site.env, tmp_path)
+    new = {name: rotated[name] for name in ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FALLBACKS")}
+    assert new["DJANGO_SECRET_KEY_FALLBACKS"] == site.env["DJANGO_SECRET_KEY"]
+    assert new["DJANGO_SECRET_KEY"] not in (site.env["DJANGO_SECRET_KEY"], "")
+
+    with site.gunicorn(env={"DJANGO_SECRET_KEY": new["DJANGO_SECRET_KEY"]}) as server:
+        control.base_url = server.base_url
+        response = control.get("/admin/", allow_redirects=False)
+        assert response.status_code == 302 and "/admin/login/" in response.headers["Location"]
+
+    with site.gunicorn(env=new) as server:
+        kept.base_url = server.base_url
+        response = kept.get("/admin/", allow_redirects=False)
+        assert response.status_code == 200, response.headers.get("Location")
+
+
+def test_operations_variables_empty_means_unset_and_weak_fallbacks_stop_start_up(site):
+    empty = {"DJANGO_SECRET_KEY_FALLBACKS": "", "BACKUP_DIR": ""}
+    output = site.shell(
+        "import json\nfrom django.conf import settings\n"
+        "print('RESULT', json.dumps([settings.SECRET_KEY_FALLBACKS,"
+        " settings.STORAGES['dbbackup']['OPTIONS']['location'], settings.DBBACKUP_CLEANUP_KEEP]))",
+        env=empty,
+    )
+    assert result_of(output) == [[], str(site.path / "backups"), 10]
+
+    weak = "x" * 60  # long enough, but one character
+    strong = "k" + os.urandom(40).hex()
+    result = subprocess.run(
+        [site.python, "manage.py", "check"], cwd=site.path, capture_output=True, text=True,
+        env=site.env | {"DJANGO_SECRET_KEY_FALLBACKS": f"{strong}, short-key,{weak}", "BACKUP_KEEP": "0"},
+    )  # fmt: skip
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert "DJANGO_SECRET_KEY_FALLBACKS" in error and "[2, 3]" in error and "BACKUP_KEEP" in error
+    assert "short-key" not in result.stderr and weak not in result.stderr  # no key in the logs
