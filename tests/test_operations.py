@@ -313,7 +313,9 @@ def test_backup_and_restore_drill_into_an_empty_database_and_media_folder(site, 
 
 
 def test_s3_database_backup_goes_to_the_bucket_and_restores(
-    make_module_project, s3_server, tmp_path
+    make_module_project,
+    s3_server,  # noqa: F811
+    tmp_path,
 ):
     """s3 bakes: the same runbook blocks put the database dump under backups/ in the media
     bucket (no BACKUP_* variable set) and restore it into an empty database. The shipped lifecycle
