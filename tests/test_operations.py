@@ -66,10 +66,10 @@ def run_as_written(project, block, env, tmp_path):
     return dict(item.split("=", 1) for item in env_file.read_text().split("\0") if "=" in item)
 
 
-def result_of(output):
+def result_of(output, marker="RESULT"):
     """The JSON a project.shell() snippet printed after 'RESULT ' (logs may share stdout)."""
-    [line] = [line for line in output.splitlines() if line.startswith("RESULT ")]
-    return json.loads(line.removeprefix("RESULT "))
+    [line] = [line for line in output.splitlines() if line.startswith(marker + " ")]
+    return json.loads(line.removeprefix(marker + " "))
 
 
 def get(server, path, **kwargs):
@@ -220,7 +220,7 @@ from django.contrib.auth import get_user_model
 from wagtail.documents.models import Document
 from wagtail.images.models import Image
 from wagtail.models import Page
-print("RESULT", json.dumps({
+print("COUNTS", json.dumps({
     "pages": sorted(Page.objects.values_list("url_path", "live")),
     "users": sorted(get_user_model().objects.values_list("username", flat=True)),
     "documents": sorted(Document.objects.values_list("title", "file")),
@@ -250,7 +250,7 @@ def media_files(root):
 
 def test_backup_and_restore_drill_into_an_empty_database_and_media_folder(site, tmp_path):
     """The README's "Back up" and "Restore from backup" blocks, as written, with BACKUP_KEEP=1:
-    two nightly runs leave one of each; the newest restores into a new database and an empty
+    --clean removes last year's backups; the newest restores into a new database and an empty
     media/. Everything is back, byte for byte, and the restored site serves it (not the page
     cache's copy of what changed after the backup)."""
     backups = tmp_path / "backups"
@@ -258,25 +258,27 @@ def test_backup_and_restore_drill_into_an_empty_database_and_media_folder(site, 
     (tmp_path / "drill.png").write_bytes(png(64, 48))
     document_bytes = os.urandom(40_000)
     (tmp_path / "report.pdf").write_bytes(document_bytes)
-    document_url = result_of(
-        site.shell(MAKE_CONTENT.format(png=str(tmp_path / "drill.png"), doc=str(tmp_path / "report.pdf")))
-    )["document"]  # fmt: skip
-    before = result_of(site.shell(COUNTS))
+    output = site.shell(
+        MAKE_CONTENT.format(png=str(tmp_path / "drill.png"), doc=str(tmp_path / "report.pdf"))
+        + COUNTS
+    )
+    document_url, before = result_of(output)["document"], result_of(output, "COUNTS")
     media = site.path / "media"
     media_before = media_files(media)
     assert any(name.startswith("original_images/") for name in media_before)
     assert any(name.startswith("documents/") for name in media_before)
 
-    back_up = runbook(site, "Back up")
-    run_as_written(site, back_up, env, tmp_path)
-    first = sorted(p.name for p in backups.iterdir())
-    time.sleep(1)  # backup names carry the time to the second
-    run_as_written(site, back_up, env, tmp_path)
+    # Last year's backups, named as dbbackup names them.
+    backups.mkdir()
+    old = [f"{site.slug}-2025-01-01-031500.tar", f"default-{site.slug}-2025-01-01-031500.psql.bin"]
+    for name in old:
+        (backups / name).write_bytes(b"old")
+    run_as_written(site, runbook(site, "Back up"), env, tmp_path)
     names = sorted(p.name for p in backups.iterdir())
     dumps = [n for n in names if n.endswith(".psql.bin")]
     tars = [n for n in names if n.endswith(".tar")]
     assert len(dumps) == 1 and len(tars) == 1, names  # --clean kept BACKUP_KEEP of each
-    assert not set(first) & set(dumps + tars)  # the older ones went
+    assert not set(old) & set(names)  # the older ones went
     # pg_dump's custom format (compressed), which pg_restore reads.
     assert (backups / dumps[0]).read_bytes()[:5] == b"PGDMP"
 
@@ -297,7 +299,7 @@ def test_backup_and_restore_drill_into_an_empty_database_and_media_folder(site, 
         restored_env = env | {"DATABASE_URL": new_database}
         run_as_written(site, runbook(site, "Restore from backup"), restored_env, tmp_path)
 
-        assert result_of(site.shell(COUNTS, env=restored_env)) == before
+        assert result_of(site.shell(COUNTS, env=restored_env), "COUNTS") == before
         assert media_files(media) == media_before
 
         with site.gunicorn(env={"DATABASE_URL": new_database}) as server:
