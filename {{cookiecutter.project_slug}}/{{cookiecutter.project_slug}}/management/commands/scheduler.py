@@ -49,15 +49,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--interval", type=float, default=60, help="seconds between runs (default 60)"
         )
-        parser.add_argument("--once", action="store_true", help="run once and exit")
+        parser.add_argument(
+            "--once", action="store_true", help="run once and exit (e.g. from cron)"
+        )
 
     def handle(self, *args, interval, once, **options):
         while True:
-            close_old_connections()  # a connection that died since the last run is replaced
             try:
                 self.run_once()
                 due = next_due()
             except Exception:
+                if once:
+                    raise
                 # A failed run (database down, a broken revision) is logged and retried.
                 logger.exception("scheduler: publish_scheduled failed")
                 due = None
@@ -70,6 +73,7 @@ class Command(BaseCommand):
                 if 0 < until_due < interval:
                     wait = until_due
             time.sleep(wait)
+            close_old_connections()  # a connection that died meanwhile is replaced
 
     def run_once(self):
         postgres = connection.vendor == "postgresql"
