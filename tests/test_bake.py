@@ -24,6 +24,7 @@ OPTIONAL_FILES = {
     ".github/workflows/ci.yml": ("ci", "github"),
     f"{SLUG}/settings/sentry.py": ("error_reporting", "sentry"),
     "deploy/s3-bucket-policy.json": ("storage_backend", "s3"),
+    "deploy/s3-lifecycle.json": ("storage_backend", "s3"),
 }
 # ...plus the site README, whose prose describes the Docker and CI files when they are there.
 NON_RUNTIME_FILES = {

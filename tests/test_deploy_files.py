@@ -305,7 +305,7 @@ def test_compose_file_is_valid_and_consistent(bakes, combo):
     compose = load_yaml(path / "compose.yaml")  # merge keys (<<: *app) resolved
     services, volumes = compose["services"], compose.get("volumes") or {}
     s3 = combo["storage_backend"] == "s3"
-    assert {"postgres", "redis", "migrate", "web", "worker"} | ({"minio", "bucket"} if s3 else set()) == set(services)  # fmt: skip
+    assert {"postgres", "redis", "migrate", "web", "worker", "scheduler", "backup"} | ({"minio", "bucket"} if s3 else set()) == set(services)  # fmt: skip
 
     for name, service in services.items():
         if "image" in service and "build" not in service:
@@ -334,6 +334,18 @@ def test_compose_file_is_valid_and_consistent(bakes, combo):
     )  # fmt: skip
     assert urlsplit(services["web"]["environment"]["REDIS_URL"]).hostname == "redis"
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # The Procfile's processes, as compose runs them (the image sets DJANGO_SETTINGS_MODULE).
+    procfile = dict(line.split(": ", 1) for line in (path / "Procfile").read_text().splitlines())
+    for name in ("worker", "scheduler"):
+        assert services[name]["command"] == shlex.split(procfile[name].split(" --settings=")[0])
+        assert services[name]["healthcheck"] == {"disable": True}  # the image's check asks gunicorn
+    nightly = services["backup"]["command"][-1]
+    assert "python manage.py dbbackup --clean" in nightly and "sleep 86400" in nightly
+    assert ("python manage.py mediabackup --clean" in nightly) is not s3
+    # pg_dump must be at least the server's major version: the image installs the client of the
+    # major compose runs.
+    pg_major = re.search(r"^ARG PG_MAJOR=(\d+)$", (path / "Dockerfile").read_text(), re.M)[1]
+    assert services["postgres"]["image"] == f"postgres:{pg_major}"
     if s3:
         web = services["web"]["environment"]
         minio = services["minio"]["environment"]

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_tasks",
     "django_tasks_db",
+    "dbbackup",  # manage.py dbbackup / dbrestore / mediabackup / mediarestore
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -116,7 +117,14 @@ MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Where django-dbbackup writes backups; production's storage.py sets it from the environment.
+    "dbbackup": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(BASE_DIR / "backups")},
+    },
 }
+# Backup file names carry the site's name rather than the host's (containers get random ones).
+DBBACKUP_HOSTNAME = "{{ cookiecutter.project_slug }}"
 
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

@@ -1,13 +1,34 @@
 """Production: everything comes from the environment; a missing required variable stops start-up
 with one error that names every missing variable (see .env.example)."""
 
-from marshmallow.validate import OneOf, Regexp
+from marshmallow import ValidationError
+from marshmallow.validate import OneOf, Range, Regexp
 
 from .base import *
 
 DEBUG = False
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+
+
+def strong_secret_keys(keys):
+    """Django's rule for a secret key (check security.W009): 50+ characters, 5+ different ones."""
+    weak = [
+        number
+        for number, key in enumerate(keys, 1)
+        if len(key.strip()) < 50 or len(set(key.strip())) < 5 or key.startswith("django-insecure-")
+    ]
+    if weak:  # the keys themselves are never printed
+        raise ValidationError(f"key number {weak} is weak: use 50+ random characters")
+
+
+# Rotation (README: "Rotate the secret key"): the previous key(s), comma separated. Sessions,
+# password-reset links and signed values made with them stay valid; new ones use SECRET_KEY.
+SECRET_KEY_FALLBACKS = [
+    key.strip()
+    for key in env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[], validate=strong_secret_keys)
+    or []
+]
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
     default=["{{ cookiecutter.domain_name }}"],
@@ -73,6 +94,9 @@ PAGE_CACHE_MAX_AGE = env.int("PAGE_CACHE_MAX_AGE", default=60)
 # Hashed file names (a Wagtail upgrade can never be served stale admin JS/CSS), served by
 # WhiteNoise with far-future immutable caching and pre-compressed gzip and brotli variants.
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+
+# manage.py dbbackup/mediabackup --clean keep this many of each (storage.py says where they go).
+DBBACKUP_CLEANUP_KEEP = env.int("BACKUP_KEEP", default=10, validate=Range(min=1))
 
 # Wagtail's tasks go to a database queue that the `worker` process (Procfile) runs.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
