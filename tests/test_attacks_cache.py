@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 import requests
+import yaml
 from adminclient import CREATE_SUPERUSER, AdminClient
 from conftest import HTTPS, free_port
 from redisfaults import PartitionProxy, redis_server
@@ -256,6 +257,7 @@ def test_unique_query_strings_do_not_grow_redis_without_limit(stack):
     keys = list(stack.redis.client.scan_iter("pagecache:*page:*"))
     assert keys
     largest = max(stack.redis.client.strlen(key) for key in keys)
+    print(f"largest stored page: {largest} B for a {page_size} B page")
     assert largest < page_size / 2, (largest, page_size)
 
     # The hot pages are still hits on both instances.
@@ -288,3 +290,16 @@ def test_redis_out_of_memory_is_not_an_outage(stack):
         if "maxmemory" in line and "page cache" in line
     ]
     assert refusals, "the refusal is logged"
+
+
+def test_the_shipped_redis_is_capped_and_evicts_least_recently_used_keys(stack):
+    """compose.yaml's Redis, started with its own command line: a memory cap with allkeys-lru."""
+    compose = yaml.safe_load((stack.project.path / "compose.yaml").read_text())
+    command = compose["services"]["redis"]["command"]
+    assert command[0] == "redis-server"
+    with redis_server(free_port(), *command[1:]) as redis:
+        config = redis.client.config_get("maxmemory*")
+    assert config["maxmemory-policy"] == "allkeys-lru"
+    assert 0 < int(config["maxmemory"]) <= 2**30
+    readme = (stack.project.path / "README.md").read_text()
+    assert "allkeys-lru" in readme and "maxmemory" in readme
