@@ -27,8 +27,9 @@ Invalidation, in two layers:
   change's own transaction: the new number becomes visible together with the new content, and it
   cannot be lost to a Redis that is stalled, refusing, restarting from old data, or skipped by an
   open circuit breaker. Every process re-reads it at most once per GENERATION_READ_EVERY (1 s;
-  one tiny query per second per process, none per hit), and it is part of every page's Redis
-  key: pages stored under an older number are never read again. (The price: two transactions
+  one tiny query per second per process, none per hit), and at once when Redis announces a
+  change (below). It is part of every page's Redis key: pages stored under an older number are
+  never read again. (The price: two transactions
   that both change content take the row's lock in turn, from the change to the commit.)
 - The fast one is in Redis: after the commit, the change also writes a new random generation to
   Redis. Every instance reads it with the page in one round trip, so when Redis is healthy the
@@ -138,18 +139,26 @@ def is_tracking(name):
 
 
 class DatabaseGeneration:
-    """This process's view of the PageCacheGeneration row, re-read at most once a second."""
+    """This process's view of the PageCacheGeneration row: re-read at most once a second, and at
+    once when Redis announces a change."""
 
     def __init__(self):
         self.value = None
         self.read_at = float("-inf")
+        self.announced = None  # the Redis generation this process saw last
 
-    def get(self):
+    def announces_change(self, redis_generation):
+        """True when Redis holds a generation this process has not seen yet (the first one seen
+        aside): a change was committed, so the database already has its number."""
+        changed = self.announced is not None and redis_generation != self.announced
+        self.announced = redis_generation
+        return changed
+
+    def get(self, now=False):
         from .models import PageCacheGeneration
 
-        now = time.monotonic()
-        if now - self.read_at >= GENERATION_READ_EVERY:
-            self.read_at = now
+        if now or time.monotonic() - self.read_at >= GENERATION_READ_EVERY:
+            self.read_at = time.monotonic()
             try:
                 row = PageCacheGeneration.objects.filter(pk=1).values_list("value", flat=True)
                 self.value = row.first() or 0
@@ -180,16 +189,21 @@ class PageCacheMiddleware:
 
         # Read before rendering: a page is never labelled with a generation newer than itself.
         database_generation = self.database_generation.get()
-        url, page_url = self.cache_urls(request)
-        key = f"page:{database_generation}:{digest(url)}"
-        # Query strings other than tracking ones: a budget per page (and generation).
-        budget = f"variants:{database_generation}:{digest(page_url)}" if url != page_url else None
+        key, budget = self.keys(request, database_generation)
         generation = entry = None
         if database_generation is not None and time.monotonic() >= _skip_until:
             try:
                 found = self.cache.get_many([GENERATION_KEY, key])
                 generation = found.get(GENERATION_KEY) or self.new_generation()
                 entry = found.get(key)
+                # A change was committed: follow it at once rather than within the second.
+                if (
+                    self.database_generation.announces_change(generation)
+                    and self.database_generation.get(now=True) != database_generation
+                ):
+                    database_generation = self.database_generation.value
+                    key, budget = self.keys(request, database_generation)
+                    entry = self.cache.get(key)
             except Exception as error:  # noqa: BLE001  a cache must never fail a page
                 _failed("read", error)
 
@@ -209,6 +223,14 @@ class PageCacheMiddleware:
             if generation and request.method == "GET":
                 self.store(request, response, key, generation, budget)
         return self.mark_private(request, response)
+
+    def keys(self, request, database_generation):
+        """The page's key, and for a query string other than tracking ones, the key that counts
+        this page's stored query strings (the budget)."""
+        url, page_url = self.cache_urls(request)
+        key = f"page:{database_generation}:{digest(url)}"
+        budget = f"variants:{database_generation}:{digest(page_url)}" if url != page_url else None
+        return key, budget
 
     def cache_headers(self, request, response):
         """The caching headers of every cacheable page (GET or HEAD, stored or not): browsers
