@@ -29,8 +29,8 @@ Invalidation, in two layers:
   open circuit breaker. Every process re-reads it at most once per GENERATION_READ_EVERY (1 s;
   one tiny query per second per process, none per hit), and at once when Redis announces a
   change (below). It is part of every page's Redis key: pages stored under an older number are
-  never read again. (The price: two transactions
-  that both change content take the row's lock in turn, from the change to the commit.)
+  never read again. (The price: two transactions that both change content take the row's lock
+  in turn, from the change to the commit.)
 - The fast one is in Redis: after the commit, the change also writes a new random generation to
   Redis. Every instance reads it with the page in one round trip, so when Redis is healthy the
   very next request anywhere renders afresh. If that write fails (it gives up after one short
