@@ -15,7 +15,7 @@ from home.models import ContentPage, FormField, FormPage
 from wagtail.models import Site
 
 home = Site.objects.get(is_default_site=True).root_page.specific
-for slug in ("about", "news", "unpublish-me", "move-me", "delete-me", "section"):
+for slug in ("about", "news", "unpublish-me", "move-me", "delete-me", "section", "head", "tracked"):
     page = home.add_child(instance=ContentPage(title=slug.replace("-", " ").title(), slug=slug))
     page.save_revision().publish()
 form = FormPage(title="Contact", slug="contact", thank_you_text="<p>Thanks, got it.</p>")
@@ -91,10 +91,40 @@ def test_second_anonymous_get_is_served_from_cache(project, server):
     cookie = get(server.base_url, "/about/", {"Cookie": "_ga=GA1.1.123; theme=dark"})
     assert cookie.headers["X-Page-Cache"] == "hit" and cookie.text == first.text
 
+    # HEAD is answered from the GET's entry, with the same headers and no body.
+    head = get(server.base_url, "/about/", method="HEAD")
+    assert head.headers["X-Page-Cache"] == "hit" and head.content == b""
+    assert head.headers["Cache-Control"] == "max-age=60"
+    assert head.headers["Content-Length"] == str(len(first.content))
+
     # Other methods and other URLs are not answered from this entry.
-    assert "X-Page-Cache" not in get(server.base_url, "/about/", method="HEAD").headers
+    assert "X-Page-Cache" not in get(server.base_url, "/about/", method="OPTIONS").headers
     other = get(server.base_url, "/about/?page=2")
     assert other.headers["X-Page-Cache"] == "miss" and title(other) == "Changed behind the cache"
+
+
+def test_head_gets_the_same_caching_headers_as_get(project, server):
+    head = get(server.base_url, "/head/", method="HEAD")  # not cached yet: rendered for HEAD
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Cache-Control"] == "max-age=60"
+    assert head.headers["X-Page-Cache"] == "miss"
+    page = get(server.base_url, "/head/")
+    assert page.headers["Cache-Control"] == head.headers["Cache-Control"]
+    assert page.headers["X-Page-Cache"] == "miss", "HEAD does not store a page"
+    assert get(server.base_url, "/head/", method="HEAD").headers["X-Page-Cache"] == "hit"
+
+
+def test_tracking_parameters_share_the_page_entry_other_queries_do_not(project, server):
+    page = warm(server.base_url, "/tracked/")
+    for query in ("utm_source=news&utm_medium=email", "gclid=abc", "fbclid=x&_ga=1", "UTM_ID=9"):
+        tracked = get(server.base_url, f"/tracked/?{query}")
+        assert tracked.headers["X-Page-Cache"] == "hit", query
+        assert tracked.text == page.text
+    # Another parameter is a page of its own; the order of parameters does not matter, and
+    # tracking parameters next to it are dropped.
+    assert get(server.base_url, "/tracked/?b=2&a=1").headers["X-Page-Cache"] == "miss"
+    again = get(server.base_url, "/tracked/?a=1&utm_source=x&b=2")
+    assert again.headers["X-Page-Cache"] == "hit"
 
 
 def test_publish_shows_the_new_title_on_every_instance_at_once(project, server):

@@ -7,15 +7,13 @@ Each test runs its own redis-server (or a silent TCP listener) on a free port: t
 
 import json
 import os
-import shutil
 import signal
 import time
-from contextlib import contextmanager
 
 import pytest
-import redis as redis_lib
 import requests
-from conftest import HTTPS, background, free_port, silent_listener
+from conftest import HTTPS, free_port, silent_listener
+from redisfaults import redis_server
 
 pytestmark = pytest.mark.slow
 
@@ -54,26 +52,6 @@ def project(make_module_project):
     project = make_module_project().prepare()
     project.shell(PAGES)
     return project
-
-
-@contextmanager
-def redis_server(port):
-    """A private redis-server on `port`, no persistence: stopping it loses everything."""
-    cmd = [shutil.which("redis-server") or pytest.fail("redis-server is needed"),
-           "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]  # fmt: skip
-    with background(cmd) as process:
-        client = redis_lib.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis_lib.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"redis-server on {port} did not start")
-                time.sleep(0.05)
-        process.client = client
-        yield process
 
 
 def stop(process):

@@ -80,13 +80,17 @@ CACHES = {
     for alias in ("default", "renditions", "pagecache")
 }
 # The page cache catches its own errors: it logs one line and skips Redis for a few seconds, so a
-# hung Redis costs one timeout, not one per request (pagecache.py).
-CACHES["pagecache"]["OPTIONS"] = REDIS_OPTIONS | {"IGNORE_EXCEPTIONS": False}
+# hung Redis costs one timeout, not one per request (pagecache.py). Whole pages are stored zlib
+# compressed: HTML shrinks several times, so Redis holds several times as many pages.
+CACHES["pagecache"]["OPTIONS"] = REDIS_OPTIONS | {
+    "IGNORE_EXCEPTIONS": False,
+    "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+}
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # Anonymous page views are served from Redis for this long (0 turns the page cache off); publish,
-# unpublish, move and delete invalidate at once, so this only bounds staleness if Redis missed an
-# invalidation while it was down.
+# unpublish, move and delete invalidate at once (a generation kept in PostgreSQL, pagecache.py),
+# so this only bounds how long unused pages take up Redis memory.
 PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=600)
 # Browsers and CDNs may show an anonymous page this long after a publish (Cache-Control max-age).
 PAGE_CACHE_MAX_AGE = env.int("PAGE_CACHE_MAX_AGE", default=60)

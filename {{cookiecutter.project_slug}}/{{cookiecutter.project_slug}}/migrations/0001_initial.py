@@ -1,0 +1,27 @@
+from django.db import migrations, models
+
+
+def create_row(apps, schema_editor):
+    apps.get_model("{{ cookiecutter.project_slug }}", "PageCacheGeneration").objects.create(pk=1)
+
+
+class Migration(migrations.Migration):
+    initial = True
+
+    dependencies = []
+
+    operations = [
+        migrations.CreateModel(
+            name="PageCacheGeneration",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("value", models.BigIntegerField(default=0)),
+            ],
+        ),
+        migrations.RunPython(create_row, migrations.RunPython.noop),
+    ]
