@@ -420,3 +420,15 @@ def make_module_project(tmp_path_factory, venv_for, worker_id):
 
 
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "example.com"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """The tests of a module that share a module-scoped project run on one xdist worker, so the
+    project is baked, migrated and served once, not once per worker (an explicit xdist_group
+    mark wins)."""
+    for item in items:
+        if "make_module_project" in item.fixturenames and not item.get_closest_marker(
+            "xdist_group"
+        ):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
