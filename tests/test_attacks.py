@@ -440,16 +440,15 @@ def test_forged_client_addresses_do_not_escape_the_limit(site):
 
 def guess(site, visitor, url, data, n):
     """n POSTs alternating between instances A and B; their status codes."""
-    return [
-        visitor.post(site.instances[i % 2] + url, data).status_code for i in range(n)
-    ]
+    return [visitor.post(site.instances[i % 2] + url, data).status_code for i in range(n)]
 
 
 def test_admin_login_guessing_is_throttled(site):
     attacker = Visitor(ip="203.0.113.50")
     attacker.get(site.a.base_url + "/admin/login/")
     wrong = {"username": USERNAME, "password": "wrong-password"}
-    assert guess(site, attacker, "/admin/login/", wrong, LIMIT) == [200] * LIMIT
+    # django-axes answers the failure that reaches the limit with the lockout already.
+    assert guess(site, attacker, "/admin/login/", wrong, LIMIT) == [200] * (LIMIT - 1) + [429]
     locked_now(site)
     # The 11th, on either instance, and even the right password: 429 before any hashing.
     for base in site.instances:
@@ -546,26 +545,6 @@ def test_throttling_fails_open_when_redis_is_down(site):
         ).status_code in (200, 302)
         time.sleep(0.5)
         assert "throttle: cache unavailable" in c.log.read_text()
-
-
-def test_lockouts_end_when_the_window_passes(site):
-    assert site.unlocked_at[0], "run with the throttling tests above"
-    time.sleep(max(0.0, site.unlocked_at[0] - time.monotonic()))
-    content = site.content
-    attacker = Visitor(ip="203.0.113.50")
-    attacker.get(site.a.base_url + "/admin/login/")
-    right = {"username": USERNAME, "password": PASSWORD}
-    assert attacker.post(site.b.base_url + "/admin/login/", right).status_code == 302
-    for key, password, ip in (
-        ("password", PAGE_PASSWORD, "203.0.113.70"),
-        ("secret_doc", DOC_PASSWORD, "203.0.113.80"),
-    ):
-        visitor = Visitor(ip=ip)
-        action = form_action(visitor.get(site.a.base_url + content[key]))
-        response = visitor.post(
-            site.b.base_url + action, {"password": password, "return_url": content[key]}
-        )
-        assert response.status_code == 302, key
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,7 +644,7 @@ def test_env_example_on_s3_serves_page_image_and_document(
         "AWS_S3_ENDPOINT_URL": s3_server.endpoint,
     }
     operator_env(project, **filled)
-    empty = re.findall(r"^([A-Z_]+)=$", (project.path / ".env").read_text(), re.M)
+    empty = re.findall(r"^([A-Z0-9_]+)=$", (project.path / ".env").read_text(), re.M)
     assert {"AWS_S3_REGION_NAME", "AWS_S3_CUSTOM_DOMAIN"} <= set(empty), empty
     project.prepare()
     content = json.loads(project.shell(S3_CONTENT).strip().splitlines()[-1])
@@ -686,10 +665,14 @@ def test_env_example_on_s3_serves_page_image_and_document(
     dotenv.write_text(
         re.sub(r"^AWS_S3_ENDPOINT_URL=.*$", "AWS_S3_ENDPOINT_URL=", dotenv.read_text(), flags=re.M)
     )
-    url = project.shell(
-        "from wagtail.documents import get_document_model\n"
-        "print(get_document_model().objects.get().file.url)\n"
-    ).strip().splitlines()[-1]
+    url = (
+        project.shell(
+            "from wagtail.documents import get_document_model\n"
+            "print(get_document_model().objects.get().file.url)\n"
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     assert url.startswith(f"https://{bucket}.s3.amazonaws.com/"), url
     assert "X-Amz-Signature=" in url
 
@@ -710,3 +693,26 @@ def test_gunicorn_reads_the_same_env_file(site):
     finally:
         env_file.write_text(saved)
 
+
+# ---------------------------------------------------------------------------------------------
+# 4. ... and the lockouts end (last: the tests above fill most of the minute)
+
+
+def test_lockouts_end_when_the_window_passes(site):
+    assert site.unlocked_at[0], "run with the throttling tests above"
+    time.sleep(max(0.0, site.unlocked_at[0] - time.monotonic()))
+    content = site.content
+    attacker = Visitor(ip="203.0.113.50")
+    attacker.get(site.a.base_url + "/admin/login/")
+    right = {"username": USERNAME, "password": PASSWORD}
+    assert attacker.post(site.b.base_url + "/admin/login/", right).status_code == 302
+    for key, password, ip in (
+        ("password", PAGE_PASSWORD, "203.0.113.70"),
+        ("secret_doc", DOC_PASSWORD, "203.0.113.80"),
+    ):
+        visitor = Visitor(ip=ip)
+        action = form_action(visitor.get(site.a.base_url + content[key]))
+        response = visitor.post(
+            site.b.base_url + action, {"password": password, "return_url": content[key]}
+        )
+        assert response.status_code == 302, key
