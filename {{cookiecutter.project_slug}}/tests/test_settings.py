@@ -115,41 +115,21 @@ def test_empty_variables_are_the_same_as_unset():
         )
     }  # fmt: skip
     names = ("ALLOWED_HOSTS", "SECURE_HSTS_SECONDS", "PAGE_CACHE_SECONDS", "FORWARDED_ALLOW_IPS")
-    assert load("production", PRODUCTION_ENV | empty, *names) == load(
-        "production", PRODUCTION_ENV, *names
-    )
+    names += ("MAILERS", "WAGTAILDOCS_SERVE_METHOD", "STORAGES")
+    with_empty = load("production", PRODUCTION_ENV | empty, *names)
+    assert with_empty == load("production", PRODUCTION_ENV, *names)
 {%- if cookiecutter.storage_backend == "s3" %}
-    options = load("production", PRODUCTION_ENV | empty, "STORAGES")["STORAGES"]["default"]["OPTIONS"]
+    options = with_empty["STORAGES"]["default"]["OPTIONS"]
     assert options["endpoint_url"] is None and options["region_name"] is None
 {%- endif %}
 
 
-@pytest.mark.parametrize(
-    "key", ["", "too-short-" * 4, "ab" * 40], ids=["empty", "short", "repetitive"]
-)
-def test_production_refuses_a_weak_secret_key(key):
-    result = load("production", PRODUCTION_ENV | {"DJANGO_SECRET_KEY": key})
-    assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY" in result.stderr.strip().splitlines()[-1]
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("DATABASE_URL", "postgres://user:pw@db.internal:port/site"),
-        ("REDIS_URL", "localhost:6379"),
-        ("REDIS_URL", "redis://"),
-        ("EMAIL_URL", "smtp://mail.example.com:99999"),
-{%- if cookiecutter.storage_backend == "s3" %}
-        ("AWS_S3_ENDPOINT_URL", "minio:9000"),
-{%- endif %}
-    ],
-)
-def test_production_refuses_a_malformed_url(name, value):
-    result = load("production", PRODUCTION_ENV | {name: value})
-    assert result.returncode != 0
-    last = result.stderr.strip().splitlines()[-1]
-    assert name in last and "Not a valid URL" in last
+def test_production_refuses_a_weak_secret_key_and_a_malformed_url():
+    # The template's attack tests try every variable; here one of each, in a fresh interpreter.
+    for name, value in (("DJANGO_SECRET_KEY", "ab" * 40), ("REDIS_URL", "localhost:6379")):
+        result = load("production", PRODUCTION_ENV | {name: value})
+        assert result.returncode != 0
+        assert name in result.stderr.strip().splitlines()[-1]
 
 
 def test_production_refuses_sqlite():

@@ -27,5 +27,6 @@ def test_client_ip(peer, forwarded, client):
 
 @override_settings(FORWARDED_ALLOW_IPS=["*"])
 def test_client_ip_with_every_peer_trusted_takes_the_proxys_entry():
-    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="1.1.1.1, 2.2.2.2")
+    forwarded = "1.1.1.1, 2.2.2.2"
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR=forwarded)
     assert client_ip(request) == "2.2.2.2"

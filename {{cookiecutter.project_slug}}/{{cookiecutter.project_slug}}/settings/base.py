@@ -16,8 +16,8 @@ BASE_DIR = PROJECT_DIR.parent
 
 # Schemes a *_URL variable (or SENTRY_DSN) may use; anything else is a typo, e.g. "localhost:6379".
 URL_SCHEMES = {"http", "https", "postgres", "postgresql", "pgsql", "redis", "rediss", "unix"}
-URL_SCHEMES |= {"smtp", "submission"}
-HOSTLESS_SCHEMES = {"postgres", "postgresql", "pgsql", "unix"}  # a Unix socket has no host
+URL_SCHEMES |= {"smtp", "submission", "sqlite"}  # SQLite: tests only (production refuses it)
+HOSTLESS_SCHEMES = {"postgres", "postgresql", "pgsql", "unix", "sqlite"}  # a socket or file path
 
 
 def url_problem(value):
@@ -49,11 +49,11 @@ class Env(environs.Env):
         value = super()._get_value(env_key, default)
         if value == "":
             return default
-        if (env_key.endswith("_URL") or env_key == "SENTRY_DSN") and isinstance(value, str):
-            if problem := url_problem(value):
-                self._errors[env_key].append(f"Not a valid URL: {problem}.")
-                self._malformed.add(env_key)
-                return default  # parsers never see it; seal() reports it
+        is_url = env_key.endswith("_URL") or env_key == "SENTRY_DSN"
+        if is_url and isinstance(value, str) and (problem := url_problem(value)):
+            self._errors[env_key].append(f"Not a valid URL: {problem}.")
+            self._malformed.add(env_key)
+            return default  # parsers never see it; seal() reports it
         return value
 
     def seal(self):

@@ -11,7 +11,6 @@ from .base import *
 DEBUG = False
 
 
-
 def _varied(key):
     if len(set(key)) < 5:
         raise ValidationError("Must have at least 5 different characters.")
