@@ -14,14 +14,13 @@ from django.utils.csp import CSP
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BASE_DIR = PROJECT_DIR.parent
 
-# Schemes a *_URL variable (or SENTRY_DSN) may use; anything else is a typo, e.g. "localhost:6379".
-URL_SCHEMES = {"http", "https", "postgres", "postgresql", "pgsql", "redis", "rediss", "unix"}
-URL_SCHEMES |= {"smtp", "submission", "sqlite"}  # SQLite: tests only (production refuses it)
-HOSTLESS_SCHEMES = {"postgres", "postgresql", "pgsql", "unix", "sqlite"}  # a socket or file path
+# URLs that may name a socket or file instead of a host (SQLite: tests only).
+HOSTLESS_SCHEMES = {"postgres", "postgresql", "pgsql", "unix", "sqlite"}
 
 
 def url_problem(value):
-    """Why `value` is not a well-formed URL, or None."""
+    """Why `value` is not a well-formed URL (scheme://host[:port]...), or None. Which schemes a
+    variable accepts is up to the setting that reads it."""
     if any(c.isspace() for c in value):
         return "it contains whitespace"
     try:
@@ -29,8 +28,8 @@ def url_problem(value):
         parts.port  # noqa: B018  raises ValueError for a port that is not a number in range
     except ValueError as error:
         return str(error)
-    if parts.scheme not in URL_SCHEMES:
-        return f"it must start with one of {', '.join(s + '://' for s in sorted(URL_SCHEMES))}"
+    if not parts.scheme or not value.startswith(f"{parts.scheme}://"):
+        return "it must start with a scheme, e.g. https://"
     if not parts.hostname and not (parts.scheme in HOSTLESS_SCHEMES and parts.path):
         return "it has no host name"
     return None
