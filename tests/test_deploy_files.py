@@ -369,7 +369,11 @@ def test_compose_app_environment_satisfies_the_production_settings(bakes, venv_f
     combo, path = bakes[f"3.13/{storage}"]
     web = load_yaml(path / "compose.yaml")["services"]["web"]
     venv = venv_for(combo["python_version"])
-    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "DJANGO_SECRET_KEY": "x" * 60}
+    env = {
+        "PATH": f"{venv}/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "DJANGO_SECRET_KEY": "compose-" * 8,
+    }
     env |= {"DJANGO_SETTINGS_MODULE": f"{SLUG}.settings.production"}
     env |= {k: str(v) for k, v in web["environment"].items()}
     check([f"{venv}/bin/python", "-c", "import django; django.setup()"], cwd=path, env=env)

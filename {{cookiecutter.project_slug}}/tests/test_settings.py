@@ -11,7 +11,7 @@ import pytest
 PROJECT = "{{ cookiecutter.project_slug }}"
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
-    "DJANGO_SECRET_KEY": "x" * 60,
+    "DJANGO_SECRET_KEY": "a-test-key-that-is-long-and-varied-enough-" * 2,
     "DATABASE_URL": "postgres://user:secret@db.internal:5432/site",
     "REDIS_URL": "rediss://cache.internal:6380/1",
 {%- if cookiecutter.storage_backend == "s3" %}
@@ -58,11 +58,11 @@ def test_production_reads_the_environment():
         "production",
         PRODUCTION_ENV | {"DJANGO_ALLOWED_HOSTS": "a.example,b.example"},
         "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASES", "CACHES", "STORAGES",
-        "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+        "SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT", "FORWARDED_ALLOW_IPS", "SECURE_HSTS_SECONDS",
         "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "TASKS", "WAGTAILDOCS_SERVE_METHOD",
     )  # fmt: skip
     assert s["DEBUG"] is False
-    assert s["SECRET_KEY"] == "x" * 60
+    assert s["SECRET_KEY"] == PRODUCTION_ENV["DJANGO_SECRET_KEY"]
     assert s["ALLOWED_HOSTS"] == ["a.example", "b.example"]
     db = s["DATABASES"]["default"]
     assert db["ENGINE"] == "django.db.backends.postgresql"
@@ -78,7 +78,9 @@ def test_production_reads_the_environment():
     assert s["STORAGES"]["staticfiles"]["BACKEND"] == (
         "whitenoise.storage.CompressedManifestStaticFilesStorage"
     )
-    assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    # gunicorn decides the scheme, believing X-Forwarded-Proto from FORWARDED_ALLOW_IPS only.
+    assert s["SECURE_PROXY_SSL_HEADER"] is None
+    assert s["FORWARDED_ALLOW_IPS"] == ["127.0.0.1", "::1"]
     assert s["SECURE_SSL_REDIRECT"] and s["SESSION_COOKIE_SECURE"] and s["CSRF_COOKIE_SECURE"]
     assert s["SECURE_HSTS_SECONDS"] >= 300
     assert s["TASKS"]["default"]["BACKEND"] == "django_tasks_db.DatabaseBackend"
@@ -101,6 +103,33 @@ def test_production_names_every_missing_variable():
     assert result.returncode != 0
     for name in PRODUCTION_ENV:
         assert name in result.stderr
+
+
+def test_empty_variables_are_the_same_as_unset():
+    empty = {
+        name: ""
+        for name in (
+            "DJANGO_ALLOWED_HOSTS", "DJANGO_SECURE_HSTS_SECONDS", "PAGE_CACHE_SECONDS", "EMAIL_URL",
+            "DJANGO_LOG_LEVEL", "FORWARDED_ALLOW_IPS", "WAGTAILDOCS_SERVE_METHOD",
+            "AWS_S3_ENDPOINT_URL", "AWS_S3_REGION_NAME", "AWS_S3_CUSTOM_DOMAIN", "SENTRY_DSN",
+        )
+    }  # fmt: skip
+    names = ("ALLOWED_HOSTS", "SECURE_HSTS_SECONDS", "PAGE_CACHE_SECONDS", "FORWARDED_ALLOW_IPS")
+    names += ("MAILERS", "WAGTAILDOCS_SERVE_METHOD", "STORAGES")
+    with_empty = load("production", PRODUCTION_ENV | empty, *names)
+    assert with_empty == load("production", PRODUCTION_ENV, *names)
+{%- if cookiecutter.storage_backend == "s3" %}
+    options = with_empty["STORAGES"]["default"]["OPTIONS"]
+    assert options["endpoint_url"] is None and options["region_name"] is None
+{%- endif %}
+
+
+def test_production_refuses_a_weak_secret_key_and_a_malformed_url():
+    # The template's attack tests try every variable; here one of each, in a fresh interpreter.
+    for name, value in (("DJANGO_SECRET_KEY", "ab" * 40), ("REDIS_URL", "localhost:6379")):
+        result = load("production", PRODUCTION_ENV | {name: value})
+        assert result.returncode != 0
+        assert name in result.stderr.strip().splitlines()[-1]
 
 
 def test_production_refuses_sqlite():

@@ -6,12 +6,61 @@ variables are read through ``env`` (environs): production.py reads the ones prod
 
 from email.utils import formataddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import environs
 from django.utils.csp import CSP
-from environs import Env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BASE_DIR = PROJECT_DIR.parent
+
+# URLs that may name a socket or file instead of a host (SQLite: tests only).
+HOSTLESS_SCHEMES = {"postgres", "postgresql", "pgsql", "unix", "sqlite"}
+
+
+def url_problem(value):
+    """Why `value` is not a well-formed URL (scheme://host[:port]...), or None. Which schemes a
+    variable accepts is up to the setting that reads it."""
+    if any(c.isspace() for c in value):
+        return "it contains whitespace"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  raises ValueError for a port that is not a number in range
+    except ValueError as error:
+        return str(error)
+    if not parts.scheme or not value.startswith(f"{parts.scheme}://"):
+        return "it must start with a scheme, e.g. https://"
+    if not parts.hostname and not (parts.scheme in HOSTLESS_SCHEMES and parts.path):
+        return "it has no host name"
+    return None
+
+
+class Env(environs.Env):
+    """environs with two rules for every variable the settings read, so no variable can forget them:
+    - present but empty (`X=`, as in .env.example) is the same as unset: the default applies;
+    - a *_URL variable or SENTRY_DSN must be a well-formed URL, or start-up stops naming it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._malformed = set()
+
+    def _get_value(self, env_key, default):
+        value = super()._get_value(env_key, default)
+        if value == "":
+            return default
+        is_url = env_key.endswith("_URL") or env_key == "SENTRY_DSN"
+        if is_url and isinstance(value, str) and (problem := url_problem(value)):
+            self._errors[env_key].append(f"Not a valid URL: {problem}.")
+            self._malformed.add(env_key)
+            return default  # parsers never see it; seal() reports it
+        return value
+
+    def seal(self):
+        for key in self._malformed:
+            # A malformed required URL is reported as malformed, not also as "not set".
+            self._errors[key] = [m for m in dict.fromkeys(self._errors[key]) if "not set" not in m]
+        super().seal()
+
 
 # Lazy validation: production.py calls env.seal() once, so every missing variable is named at once.
 env = Env(eager=False)

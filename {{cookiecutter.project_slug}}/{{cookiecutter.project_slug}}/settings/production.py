@@ -1,6 +1,8 @@
 """Production: everything comes from the environment; a missing required variable stops start-up
 with one error that names every missing variable (see .env.example)."""
 
+from datetime import timedelta
+
 from marshmallow import ValidationError
 from marshmallow.validate import OneOf, Range, Regexp
 
@@ -8,20 +10,31 @@ from .base import *
 
 DEBUG = False
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+
+
+def weak_keys(keys):
+    """Django's rule for a secret key (check security.W009): 50+ characters, 5+ different ones."""
+    keys = [key.strip() for key in keys]
+    return [
+        number
+        for number, key in enumerate(keys, 1)
+        if len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")
+    ]
+
+
+def strong_secret_key(key):
+    if weak_keys([key]):  # the key itself is never printed
+        raise ValidationError("weak: use 50+ random characters, at least 5 different ones")
 
 
 def strong_secret_keys(keys):
-    """Django's rule for a secret key (check security.W009): 50+ characters, 5+ different ones."""
-    weak = [
-        number
-        for number, key in enumerate(keys, 1)
-        if len(key.strip()) < 50 or len(set(key.strip())) < 5 or key.startswith("django-insecure-")
-    ]
-    if weak:  # the keys themselves are never printed
+    if weak := weak_keys(keys):
         raise ValidationError(f"key number {weak} is weak: use 50+ random characters")
 
 
+# Enforced: a weak key stops start-up instead of signing sessions and password-reset links with
+# something guessable.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", validate=strong_secret_key)
 # Rotation (README: "Rotate the secret key"): the previous key(s), comma separated. Sessions,
 # password-reset links and signed values made with them stay valid; new ones use SECRET_KEY.
 SECRET_KEY_FALLBACKS = [
@@ -61,7 +74,9 @@ if DATABASES["default"]:
 # Redis, not a per-process cache (Wagtail's guide): every worker and instance shares it. A failing
 # or hung Redis must not fail or stall a request, so errors are ignored (and logged) and timeouts
 # are short: a LAN Redis answers in well under a millisecond.
-REDIS_URL = env.str("REDIS_URL")
+REDIS_URL = env.str(
+    "REDIS_URL", validate=Regexp(r"^(redis|rediss|unix)://", error="Use redis:// or rediss://.")
+)
 REDIS_OPTIONS = {
     "IGNORE_EXCEPTIONS": True,
     "SOCKET_CONNECT_TIMEOUT": 0.1,
@@ -106,8 +121,10 @@ DBBACKUP_CLEANUP_KEEP = env.int("BACKUP_KEEP", default=10, validate=Range(min=1)
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # HTTPS. The proxy in front (nginx, a load balancer) terminates TLS and says so in
-# X-Forwarded-Proto; it must overwrite any value the client sent (deploy/nginx.conf does).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto (deploy/nginx.conf overwrites whatever the client sent). gunicorn believes it
+# only from the proxies in FORWARDED_ALLOW_IPS (gunicorn.conf.py) and sets the request's scheme;
+# Django follows that scheme. No SECURE_PROXY_SSL_HEADER: Django would read the header itself,
+# from anyone, so a client that reaches gunicorn directly could claim HTTPS.
 SECURE_SSL_REDIRECT = True
 SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^readyz/$"]
 SESSION_COOKIE_SECURE = True
@@ -121,6 +138,36 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
 # `check --deploy` is clean; turn them off if a subdomain must stay on plain HTTP.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
+
+# The proxies whose X-Forwarded-For names the client (throttle.client_ip): the same variable and
+# default as gunicorn's, so the same peers are trusted for the scheme and for the client address.
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
+
+# Password guessing. django-axes counts failed logins (the admin's and any Django login form) in
+# Postgres, so every instance sees the same counts and logins keep working when Redis is down.
+# After 10 failures within a minute from one client IP, or for one username, the login answers
+# 429 with Retry-After (throttle.lockout_response) before any password is hashed, until a minute
+# after the last counted failure.
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out client before hashing
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Wagtail's page and document passwords and the admin's password reset have no Django login:
+# throttle.ThrottleMiddleware counts them in Redis with the same limits.
+MIDDLEWARE += [
+    "{{ cookiecutter.project_slug }}.throttle.ThrottleMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
+]
+THROTTLE_LIMIT = 10  # failures per client IP, and per account or restriction, ...
+THROTTLE_WINDOW = 60  # ... within this many seconds
+AXES_FAILURE_LIMIT = THROTTLE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=THROTTLE_WINDOW)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one locks out
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lockout ends when the window passes
+AXES_CLIENT_IP_CALLABLE = "{{ cookiecutter.project_slug }}.throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "{{ cookiecutter.project_slug }}.throttle.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # no table row per successful login
 
 # Mail over SMTP, configured by one URL, e.g. submission://user:password@smtp.example.com:587
 # (STARTTLS), smtp://user:password@smtp.example.com:465?ssl=true (TLS) or smtp://localhost:25.
@@ -146,13 +193,14 @@ MAILERS = {
     }
 }
 
-# One line per event on stdout, JSON so tracebacks stay on their line.
+# One line per event on stdout, JSON so tracebacks stay on their line, and each line a few KB at
+# most whatever a visitor sends (long messages and tracebacks are cut in the middle: logs.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "{{ cookiecutter.project_slug }}.logs.BoundedJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
     },

@@ -21,3 +21,5 @@ STORAGES["default"] = {
 # Tests run without collectstatic: WhiteNoise looks files up on request instead of scanning a
 # STATIC_ROOT that does not exist (which warns on every test).
 WHITENOISE_AUTOREFRESH = True
+
+env.seal()  # a malformed DATABASE_URL stops the tests instead of falling back to SQLite
