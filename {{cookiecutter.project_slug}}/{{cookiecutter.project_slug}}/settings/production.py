@@ -11,7 +11,6 @@ from .base import *
 DEBUG = False
 
 
-
 def weak_keys(keys):
     """Django's rule for a secret key (check security.W009): 50+ characters, 5+ different ones."""
     keys = [key.strip() for key in keys]
