@@ -6,5 +6,6 @@ class ProjectConfig(AppConfig):
     verbose_name = {{ cookiecutter.project_name | tojson }}
 
     def ready(self):
-        # Registers the project's system checks and connects the page cache's invalidation signals.
-        from . import checks, pagecache  # noqa: F401
+        # Registers the project's system checks and connects the signals that invalidate the page
+        # cache and purge the edge and CDN caches.
+        from . import checks, frontendcache, pagecache  # noqa: F401

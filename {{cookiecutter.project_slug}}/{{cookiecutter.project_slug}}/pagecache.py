@@ -18,7 +18,8 @@ view restriction, an image, a document, a snippet or a setting writes a new rand
 in one round trip, so the next request anywhere renders afresh: O(1), no key scans.
 
 Outgoing headers: a cacheable page is sent with ``Cache-Control: max-age=PAGE_CACHE_MAX_AGE``, so
-browsers and CDNs show an old page for at most that long after a publish. Pages rendered for
+browsers and CDNs show an old page for at most that long after a publish; with a purge backend
+configured, also ``s-maxage=EDGE_CACHE_SECONDS`` (frontendcache.py). Pages rendered for
 logged-in visitors are sent with ``Cache-Control: private``. ``X-Page-Cache`` says hit or miss.
 
 Failures: a failing or hung Redis costs one short timeout, logs one line, and the cache is then
@@ -47,6 +48,8 @@ from wagtail.signals import (
     published,
     unpublished,
 )
+
+from .frontendcache import edge_cache_control
 
 ALIAS = "pagecache"
 GENERATION_KEY = "generation"
@@ -108,7 +111,8 @@ class PageCacheMiddleware:
 
         response = self.get_response(request)
         if self.is_storable(request, response):
-            patch_cache_control(response, max_age=self.max_age)
+            # With an edge or CDN that is purged on publish: s-maxage for shared caches.
+            patch_cache_control(response, max_age=self.max_age, **edge_cache_control(request))
             response["X-Page-Cache"] = "miss"
             names = [name.lower() for name in split_header_value(response.get("Vary", ""))]
             entry = {
