@@ -7,18 +7,26 @@ editor's request. Cloudflare and CloudFront purges go over real HTTP to a TLS st
 api.cloudflare.com (through an HTTPS proxy, as requests supports) and to moto's CloudFront.
 """
 
+import json
 import re
 import shlex
 import socket
+import socketserver
+import ssl
+import threading
 import time
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
+import boto3
+import psycopg
 import pytest
 import requests
 from adminclient import CREATE_SUPERUSER, AdminClient
 from conftest import background, free_port
-from nginx import nginx_for
+from nginx import nginx_for, self_signed_cert
+from s3 import s3_server  # noqa: F401  (moto's server answers CloudFront's API too)
 
 pytestmark = pytest.mark.slow
 
@@ -249,3 +257,276 @@ def test_a_query_string_flood_stores_nothing_and_evicts_no_hot_page(edge):
     assert upstream_requests(edge, "/") == upstream["/"]
     assert upstream_requests(edge, "/about/") == upstream["/about/"]
     assert upstream_requests(edge, "/flood/") == upstream["/flood/"] + 300
+
+
+# ---------------------------------------------------------------------------------------------
+# Purge endpoints that fail, and the CDNs' APIs, on loopback
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Records every request and answers with the server's `status` and `body`. A CONNECT
+    (requests' HTTPS_PROXY) is answered by terminating TLS with the server's certificate, so the
+    HTTPS request inside it is recorded too: a stand-in for api.cloudflare.com."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_CONNECT(self):
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        tls = self.server.tls.wrap_socket(self.connection, server_side=True)
+        self.connection, self.rfile = tls, tls.makefile("rb")
+        self.wfile = socketserver._SocketWriter(tls)
+
+    def answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.requests.append(
+            SimpleNamespace(
+                method=self.command,
+                path=self.path,
+                host=self.headers.get("Host"),
+                authorization=self.headers.get("Authorization"),
+                json=json.loads(body) if body else None,
+                client=self.client_address[0],
+            )
+        )
+        reply = self.server.body.encode()
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = do_PURGE = answer
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def recorder(status=200, body="{}", cert=None):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.daemon_threads = True
+    server.requests, server.status, server.body = [], status, body
+    if cert:
+        server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.tls.load_cert_chain(*cert)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        server.url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+SECOND_HOST = """
+from wagtail.models import Site
+
+default = Site.objects.get(is_default_site=True)
+Site.objects.create(hostname="www.example.com", port=443, root_page=default.root_page)
+"""
+
+
+@pytest.fixture(scope="module")
+def quiet(make_module_project):
+    """A second project (its own database and task queue) whose worker only runs when a test
+    says so (db_worker --batch), with the same pages and a second Site on the same tree."""
+    project = make_module_project().prepare()
+    project.shell(CREATE_SUPERUSER + PAGES + SECOND_HOST)
+    return project
+
+
+def task_rows(project):
+    with psycopg.connect(project.env["DATABASE_URL"], autocommit=True) as conn:
+        return conn.execute(
+            "SELECT task_path, status, args_kwargs, run_after FROM django_tasks_database_dbtaskresult"
+            " WHERE task_path LIKE '%%frontendcache.purge' ORDER BY enqueued_at"
+        ).fetchall()
+
+
+def run_worker(project, env):
+    return project.manage("db_worker", "--batch", env=env, timeout=120).stdout
+
+
+def test_a_failing_purge_endpoint_is_logged_and_retried_and_never_slows_the_editor(quiet):
+    with recorder(status=503) as endpoint:
+        env = {"FRONTEND_CACHE_PURGE_URL": endpoint.url}
+        with quiet.gunicorn(env=env) as server:
+            admin = AdminClient(server.base_url).login()
+            page_id = quiet.shell(
+                "from wagtail.models import Page\n"
+                "page = Page.objects.get(slug='retry').specific\n"
+                "page.title = 'Retried'\n"
+                "page.save_revision()\n"
+                "print(page.id)\n"
+            ).split()[-1]
+            started = time.monotonic()
+            response = admin.post(f"/admin/bulk/wagtailcore/page/publish/?id={page_id}&next=/")
+            elapsed = time.monotonic() - started
+            assert response.status_code == 302
+            # The editor's request only queued the purge: the endpoint has not been called.
+            assert endpoint.requests == []
+            assert [status for _, status, _, _ in task_rows(quiet)] == ["READY"]
+            assert "Retried" in admin.get("/retry/").text
+        print(f"publish request with a failing purge endpoint: {elapsed * 1000:.0f} ms")
+
+        out = run_worker(quiet, env)
+        # The first PURGE failed; the backend's other URLs wait for the retry.
+        assert [(r.method, r.host) for r in endpoint.requests] == [("PURGE", "example.com")]
+        failures = [
+            json.loads(line) for line in out.splitlines() if "purge from edge failed" in line
+        ]
+        assert len(failures) == 1, out
+        assert failures[0]["levelname"] == "WARNING"
+        assert "attempt 1 of 7" in failures[0]["message"] and "HTTP 503" in failures[0]["message"]
+        rows = task_rows(quiet)
+        assert [status for _, status, _, _ in rows] == ["SUCCESSFUL", "READY"]
+        retry_args = rows[1][2]["args"]
+        assert retry_args[2:] == [["edge"], 2]  # only the failed backend, second attempt
+
+        # The endpoint recovers; the retry runs after its backoff and succeeds.
+        endpoint.status, endpoint.requests[:] = 200, []
+        time.sleep(max(0.0, (rows[1][3] - rows[0][3]).total_seconds()) + 0.5)
+        out = run_worker(quiet, env)
+        assert {(r.host, r.path) for r in endpoint.requests} == {
+            ("example.com", "/retry/"),
+            ("example.com", "/"),
+            ("www.example.com", "/retry/"),
+            ("www.example.com", "/"),
+        }
+        assert "purged 4 URL(s) from edge" in out
+        assert [status for _, status, _, _ in task_rows(quiet)] == ["SUCCESSFUL", "SUCCESSFUL"]
+
+
+ZONE = "0123456789abcdef0123456789abcdef"
+TOKEN = "cf-token_for-tests"  # noqa: S105
+
+
+@pytest.fixture
+def cdns(quiet, s3_server, tmp_path):  # noqa: F811
+    """Cloudflare (a TLS stand-in reached through HTTPS_PROXY, trusted via REQUESTS_CA_BUNDLE),
+    CloudFront (moto's server: AWS_ENDPOINT_URL_CLOUDFRONT) and an HTTP PURGE endpoint, all set at
+    once, as a site may; `env` is the environment for the shell and the worker."""
+    cert = self_signed_cert(tmp_path, "api.cloudflare.com")
+    cloudfront = boto3.client(
+        "cloudfront",
+        endpoint_url=s3_server.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    origin = {"Id": "app", "DomainName": "example.com"}
+    origin["CustomOriginConfig"] = {
+        "HTTPPort": 80,
+        "HTTPSPort": 443,
+        "OriginProtocolPolicy": "https-only",
+    }
+    distribution = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": str(time.time()),
+            "Comment": "",
+            "Enabled": True,
+            "Origins": {"Quantity": 1, "Items": [origin]},
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "app",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+                "MinTTL": 0,
+            },
+        }
+    )["Distribution"]["Id"]
+    success = json.dumps({"success": True, "errors": [], "messages": [], "result": {"id": "x"}})
+    with recorder(body=success, cert=cert) as cloudflare, recorder() as edge_endpoint:
+        env = {
+            "CLOUDFLARE_API_TOKEN": TOKEN,
+            "CLOUDFLARE_ZONE_ID": ZONE,
+            "HTTPS_PROXY": cloudflare.url,
+            "REQUESTS_CA_BUNDLE": str(cert[0]),
+            "CLOUDFRONT_DISTRIBUTION_ID": distribution,
+            "AWS_ENDPOINT_URL_CLOUDFRONT": s3_server.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "FRONTEND_CACHE_PURGE_URL": edge_endpoint.url,
+        }
+
+        def invalidations():
+            listed = cloudfront.list_invalidations(DistributionId=distribution)
+            items = listed["InvalidationList"].get("Items", [])
+            return [
+                sorted(
+                    cloudfront.get_invalidation(DistributionId=distribution, Id=item["Id"])[
+                        "Invalidation"
+                    ]["InvalidationBatch"]["Paths"]["Items"]
+                )
+                for item in items
+            ]
+
+        yield SimpleNamespace(
+            env=env,
+            cloudflare=cloudflare,
+            edge=edge_endpoint,
+            distribution=distribution,
+            invalidations=invalidations,
+        )
+
+
+def cloudflare_calls(cdns):
+    calls = [r for r in cdns.cloudflare.requests if r.method != "CONNECT"]
+    for call in calls:
+        assert (call.method, call.host, call.path) == (
+            "POST",
+            "api.cloudflare.com",
+            f"/client/v4/zones/{ZONE}/purge_cache",
+        )
+        assert call.authorization == f"Bearer {TOKEN}"
+    return [call.json for call in calls]
+
+
+def test_cloudflare_cloudfront_and_http_purges_name_every_host(quiet, cdns):
+    quiet.shell(
+        "from wagtail.models import Page\n"
+        "page = Page.objects.get(slug='cdn').specific\n"
+        "page.title = 'CDN news'\n"
+        "page.save_revision().publish()\n",
+        env=cdns.env,
+    )
+    assert cdns.cloudflare.requests == []  # queued, not sent, by the publishing process
+    run_worker(quiet, cdns.env)
+
+    both_hosts = {
+        f"https://{host}{path}"
+        for host in ("example.com", "www.example.com")
+        for path in ("/cdn/", "/")
+    }
+    # Outside a transaction (this shell) the publish's page save and its page_published signal
+    # commit separately: two purges, together naming the page and its parent on both hosts.
+    calls = cloudflare_calls(cdns)
+    assert 1 <= len(calls) <= 2
+    assert {url for call in calls for url in call["files"]} == both_hosts
+    # CloudFront invalidates paths in the distribution, which serves both host names.
+    invalidations = cdns.invalidations()
+    assert {path for paths in invalidations for path in paths} == {"/", "/cdn/"}
+    assert {(r.method, f"https://{r.host}{r.path}") for r in cdns.edge.requests} == {
+        ("PURGE", url) for url in both_hosts
+    }
+
+
+def test_a_site_wide_change_purges_everything_where_the_backend_can(quiet, cdns):
+    quiet.shell(
+        "from wagtail.models import Site\n"
+        "site = Site.objects.get(hostname='www.example.com')\n"
+        "site.site_name = 'Renamed'\n"
+        "site.save()\n",
+        env=cdns.env,
+    )
+    run_worker(quiet, cdns.env)
+    assert cloudflare_calls(cdns) == [{"purge_everything": True}]
+    assert cdns.invalidations()[-1] == ["/*"]
+    # ngx_cache_purge has no wildcard: every live page on every host, by name.
+    live = ("/", "/about/", "/news/", "/flood/", "/retry/", "/cdn/")
+    assert sorted(f"{r.host}{r.path}" for r in cdns.edge.requests) == sorted(
+        f"{host}{path}" for host in ("example.com", "www.example.com") for path in live
+    )

@@ -13,7 +13,7 @@ cache (pagecache.py) invalidates is purged at the edge too.
   of ``get_cached_paths()``), and its parent's (a parent commonly lists its children).
 - A page moved: the old and the new URLs of the page and of every live page below it, and both
   parents.
-- A live page saved outside publishing: its URLs.
+- A live page saved outside publishing (not a draft or a lock): its URLs.
 - An image or document changed or deleted: the pages that use it (Wagtail's reference index); the
   whole cache if something other than a page uses it (a snippet, a setting). A new upload is used
   by nothing yet and purges nothing.
@@ -35,6 +35,7 @@ second, unretried purge for every publish.
 """
 
 import logging
+import threading
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,6 +56,11 @@ logger = logging.getLogger(__name__)
 TIMEOUT = 5  # seconds per purge request: a hung endpoint must not hold the worker for long
 RETRY_DELAYS = (2, 10, 30, 120, 300, 900)  # seconds before the 2nd, 3rd, ... attempt
 PRIORITY = 50  # ahead of search-index and other tasks (default 0): visitors are waiting
+# What Page.save_revision() and locking save on a live page: bookkeeping visitors never see.
+DRAFT_FIELDS = {
+    "draft_title", "has_unpublished_changes", "latest_revision", "latest_revision_created_at",
+    "wagtail_admin_comments", "locked", "locked_at", "locked_by",
+}  # fmt: skip
 # Query parameters that never change a page (mirrors pagecache's and deploy/nginx.conf's list).
 TRACKING_PREFIX = "utm_"
 TRACKING_PARAMS = {
@@ -149,7 +155,8 @@ class CloudfrontBackend(wagtail_backends.CloudfrontBackend):
 
         super().__init__(params)
         config = Config(connect_timeout=TIMEOUT, read_timeout=TIMEOUT, retries={"max_attempts": 2})
-        self.client = boto3.client("cloudfront", config=config)
+        # CloudFront is global: its API is in us-east-1 whatever region the site's bucket is in.
+        self.client = boto3.client("cloudfront", region_name="us-east-1", config=config)
 
     def _create_invalidation(self, distribution_id, paths):
         import uuid
@@ -179,7 +186,9 @@ def purge(urls, everything=False, backends=None, attempt=1):
             if everything and getattr(backend, "purge_everything", None):
                 backend.purge_everything()
             else:
-                targets = all_page_urls() if everything else urls
+                # Everything, for a backend that cannot: every live page, and the URLs of pages
+                # that just went away.
+                targets = all_page_urls() | set(urls) if everything else urls
                 targets = [u for u in targets if backend.invalidates_hostname(urlsplit(u).netloc)]
                 if targets:
                     backend.purge_batch(sorted(targets))
@@ -212,12 +221,26 @@ def purge(urls, everything=False, backends=None, attempt=1):
     purge.using(run_after=run_after).enqueue(urls, everything, failed, attempt + 1)
 
 
+_pending = threading.local()
+
+
 def schedule(urls=(), everything=False):
-    """Enqueue a purge once the current transaction commits (now, outside a transaction)."""
+    """Enqueue a purge once the current transaction commits (now, outside a transaction). What
+    one commit schedules (a publish also saves the page) goes out as one task: the first of its
+    on_commit callbacks takes the lot. A rolled-back change's URLs go with the next commit, and
+    purging more than needed is harmless."""
     if not settings.WAGTAILFRONTENDCACHE or not (urls or everything):
         return
-    urls = sorted(set(urls))
-    transaction.on_commit(lambda: purge.enqueue(urls, everything))
+    batch = _pending.__dict__.setdefault("batch", {"urls": set(), "everything": False})
+    batch["urls"].update(urls)
+    batch["everything"] |= everything
+    transaction.on_commit(_enqueue)
+
+
+def _enqueue():
+    batch = _pending.__dict__.pop("batch", None)
+    if batch:
+        purge.enqueue(sorted(batch["urls"]), batch["everything"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +322,10 @@ def purge_on_content_change(sender, instance, created=False, **kwargs):
     if not settings.WAGTAILFRONTENDCACHE or not renders_into_pages(sender, instance):
         return
     if isinstance(instance, Page):
-        if "signal" in kwargs and kwargs["signal"] is post_save:
+        # A draft saved on a live page changes only revision bookkeeping, not what visitors see.
+        fields = kwargs.get("update_fields")
+        drafting = fields is not None and set(fields) <= DRAFT_FIELDS
+        if kwargs["signal"] is post_save and not drafting:
             schedule(page_urls(instance))
     elif isinstance(instance, AbstractImage | AbstractDocument):
         if not created:
