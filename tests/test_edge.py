@@ -23,7 +23,7 @@ import boto3
 import psycopg
 import pytest
 import requests
-from adminclient import CREATE_SUPERUSER, AdminClient
+from adminclient import CREATE_SUPERUSER, AdminClient, png
 from conftest import background, free_port
 from nginx import nginx_for, self_signed_cert
 from s3 import s3_server  # noqa: F401  (moto's server answers CloudFront's API too)
@@ -530,3 +530,53 @@ def test_a_site_wide_change_purges_everything_where_the_backend_can(quiet, cdns)
     assert sorted(f"{r.host}{r.path}" for r in cdns.edge.requests) == sorted(
         f"{host}{path}" for host in ("example.com", "www.example.com") for path in live
     )
+
+
+def test_a_move_purges_old_and_new_urls_and_an_image_the_pages_that_use_it(quiet, cdns):
+    edge = cdns.edge
+    quiet.shell(
+        "from wagtail.models import Page\n"
+        "Page.objects.get(slug='retry').move(Page.objects.get(slug='about'), 'last-child')\n",
+        env=cdns.env,
+    )
+    run_worker(quiet, cdns.env)
+    assert {(r.host, r.path) for r in edge.requests} == {
+        (host, path)
+        for host in ("example.com", "www.example.com")
+        for path in ("/retry/", "/about/retry/", "/", "/about/")
+    }
+
+    # An image in a page's body: changing it purges that page (Wagtail's reference index, which
+    # the worker keeps), not everything; a new upload is used by nothing and purges nothing.
+    quiet.shell(IMAGE_IN_NEWS)
+    run_worker(quiet, {})  # the reference index, without purging
+    edge.requests[:], cdns.cloudflare.requests[:] = [], []
+    quiet.shell(
+        "from wagtail.images.models import Image\n"
+        "image = Image.objects.get(title='Harbour')\n"
+        "image.title = 'Harbour at night'\n"
+        "image.save()\n"
+        "Image.objects.create(title='Unused', file=image.file.name, width=8, height=8)\n",
+        env=cdns.env,
+    )
+    run_worker(quiet, cdns.env)
+    assert {(r.host, r.path) for r in edge.requests} == {
+        ("example.com", "/news/"),
+        ("www.example.com", "/news/"),
+    }
+    assert cloudflare_calls(cdns) == [
+        {"files": ["https://example.com/news/", "https://www.example.com/news/"]}
+    ]
+
+
+IMAGE_IN_NEWS = f"""
+from django.core.files.images import ImageFile
+from io import BytesIO
+from wagtail.images.models import Image
+from wagtail.models import Page
+
+image = Image.objects.create(title="Harbour", file=ImageFile(BytesIO({png()!r}), name="harbour.png"))
+page = Page.objects.get(slug="news").specific
+page.body = [("image", {{"image": image, "decorative": True, "alt_text": ""}})]
+page.save_revision().publish()
+"""

@@ -226,12 +226,16 @@ _pending = threading.local()
 
 def schedule(urls=(), everything=False):
     """Enqueue a purge once the current transaction commits (now, outside a transaction). What
-    one commit schedules (a publish also saves the page) goes out as one task: the first of its
-    on_commit callbacks takes the lot. A rolled-back change's URLs go with the next commit, and
-    purging more than needed is harmless."""
+    one transaction schedules (a publish also saves the page) goes out as one task: the first of
+    its on_commit callbacks takes the lot. A rolled-back transaction's batch is dropped when the
+    next one schedules something."""
     if not settings.WAGTAILFRONTENDCACHE or not (urls or everything):
         return
-    batch = _pending.__dict__.setdefault("batch", {"urls": set(), "everything": False})
+    connection = transaction.get_connection()
+    owner = connection.atomic_blocks[0] if connection.in_atomic_block else None
+    batch = getattr(_pending, "batch", None)
+    if batch is None or batch["owner"] is not owner:
+        batch = _pending.batch = {"owner": owner, "urls": set(), "everything": False}
     batch["urls"].update(urls)
     batch["everything"] |= everything
     transaction.on_commit(_enqueue)

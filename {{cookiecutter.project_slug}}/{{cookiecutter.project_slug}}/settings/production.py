@@ -105,7 +105,9 @@ if None not in (CLOUDFLARE_API_TOKEN, CLOUDFLARE_ZONE_ID) and (
 CLOUDFRONT_DISTRIBUTION_ID = env.str(
     "CLOUDFRONT_DISTRIBUTION_ID",
     default="",
-    validate=Regexp(r"^([A-Z0-9]{8,32})?$", error="a CloudFront distribution ID, e.g. E2QWRUHAPOMQZL"),
+    validate=Regexp(
+        r"^([A-Z0-9]{8,32})?$", error="a CloudFront distribution ID, e.g. E2QWRUHAPOMQZL"
+    ),
 )
 # s-maxage of anonymous pages when a purge backend is set: the edge keeps them until a purge.
 EDGE_CACHE_SECONDS = int(
