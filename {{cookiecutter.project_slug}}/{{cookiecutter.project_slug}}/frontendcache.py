@@ -180,6 +180,11 @@ class CloudfrontBackend(wagtail_backends.CloudfrontBackend):
 @task(priority=PRIORITY)
 def purge(urls, everything=False, backends=None, attempt=1):
     """Purge `urls` (or everything) from the named backends (default: all); retry failures."""
+    if {urlsplit(url).hostname for url in urls} & {"localhost", "127.0.0.1"}:
+        logger.warning(
+            "frontend cache: purging URLs on localhost, which no visitor uses: set each Site's "
+            "hostname and port (Settings > Sites) to the public ones"
+        )
     failed = []
     for name, backend in get_backends(backends=backends).items():
         try:
