@@ -11,8 +11,8 @@ test suite), redis-server, nginx with the cache purge module and wrk. Not part o
 
 The edge rows run the shipped deploy/nginx.conf over TLS in front of gunicorn with
 FRONTEND_CACHE_PURGE_URL set and the Procfile's worker running, as in production. The publish row
-publishes the homepage ROUNDS times while it is cached at the edge and measures, from the commit,
-how long until the edge serves the new title.
+publishes the homepage ROUNDS times while it is cached at the edge and measures, from the start
+of publish(), how long until the edge serves the new title.
 
 --json adds one JSON object as the last line of stdout, every ratio over the `wagtail start`
 homepage: {"ratios": {"cached_django": page cache hit, "edge_cached": edge hit, "uncached": a new
@@ -98,7 +98,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.postgres"]
 
 
 # Run inside the baked project (manage.py shell): publish the homepage while the edge holds it,
-# then time from the commit to the first response through the edge with the new title.
+# then time from the start of publish() to the first response through the edge with the new title.
 PUBLISH_ROUNDS = """
 import ssl, statistics, time, urllib.request
 from wagtail.models import Site
@@ -125,13 +125,14 @@ for n in range({rounds}):
         raise SystemExit("the homepage never became an edge HIT")
     page = site.root_page.specific
     page.title = f"Edge round {{n}}"
-    page.save_revision().publish()
-    committed = time.monotonic()
+    revision = page.save_revision()
+    started = time.monotonic()  # publish() commits the page part-way through: time all of it
+    revision.publish()
     while f"<h1>Edge round {{n}}</h1>" not in fetch()[1]:
-        if time.monotonic() - committed > 30:
+        if time.monotonic() - started > 30:
             raise SystemExit("the edge still served the old page 30 s after the publish")
         time.sleep(0.01)
-    times.append(time.monotonic() - committed)
+    times.append(time.monotonic() - started)
 print("RESULT", *times)
 """
 
@@ -279,6 +280,9 @@ def main():
             print(f"counting queries with {pages} pages ...", file=sys.stderr)
             out = project.shell(QUERIES.format(pages=pages))
             queries.append(list(map(int, out.split("RESULT")[1].split())))
+        # The pages above queued search and reference index work: done now, so the worker the
+        # edge rows run with is idle, as on a site between publishes.
+        project.manage("db_worker", "--batch", timeout=1200)
 
         with baseline_server(venv, tmp / "start", stack.enter_context(fresh_database()),
                              args.workers) as baseline:  # fmt: skip

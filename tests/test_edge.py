@@ -24,7 +24,7 @@ import psycopg
 import pytest
 import requests
 from adminclient import CREATE_SUPERUSER, AdminClient, png
-from conftest import background, free_port
+from conftest import background, free_port, silent_listener
 from nginx import nginx_for, self_signed_cert
 from s3 import s3_server  # noqa: F401  (moto's server answers CloudFront's API too)
 
@@ -398,6 +398,23 @@ def test_a_failing_purge_endpoint_is_logged_and_retried_and_never_slows_the_edit
         }
         assert "purged 4 URL(s) from edge" in out
         assert [status for _, status, _, _ in task_rows(quiet)] == ["SUCCESSFUL", "SUCCESSFUL"]
+
+    # A hung endpoint holds the worker for one timeout (frontendcache.TIMEOUT, 5 s), not forever.
+    with silent_listener() as port:
+        env = {"FRONTEND_CACHE_PURGE_URL": f"http://127.0.0.1:{port}"}
+        quiet.shell(
+            "from wagtail.models import Page\n"
+            "Page.objects.get(slug='retry').specific.save_revision().publish()\n",
+            env=env,
+        )
+        started = time.monotonic()
+        out = run_worker(quiet, env)
+        assert time.monotonic() - started < 60
+    assert "purge from edge failed (attempt 1 of 7): PurgeFailed" in out
+    assert "ReadTimeout" in out or "timed out" in out
+    assert task_rows(quiet)[-1][1] == "READY"  # its retry
+    with psycopg.connect(quiet.env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("DELETE FROM django_tasks_database_dbtaskresult")
 
 
 ZONE = "0123456789abcdef0123456789abcdef"
