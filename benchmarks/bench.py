@@ -310,6 +310,8 @@ def main():
         # The shipped edge: nginx's cache in front, purged by the worker (gunicorn's port first,
         # since nginx points at it and gunicorn is told nginx's purge address).
         port = free_port()
+        # Pages the page cache stored above carry the headers of a site without purging.
+        check(["redis-cli", "-u", redis.url, "flushdb"])
         proxy = stack.enter_context(nginx_for(project, f"http://127.0.0.1:{port}"))
         edge_env = {"FRONTEND_CACHE_PURGE_URL": proxy.purge_url}
         with (

@@ -28,10 +28,14 @@ How: the change is committed first (``transaction.on_commit``), then a ``purge``
 worker queue (django-tasks; ``manage.py db_worker`` in production) ahead of other tasks. An
 editor's request only inserts that row. Each backend call has a TIMEOUT; a backend that fails
 (network error, timeout, HTTP or API error) is logged on one line and retried alone, after
-RETRY_DELAYS (about 20 minutes in all), then logged as given up. Wagtail's own backends log and
-swallow errors and the HTTP one has no timeout, which is why the subclasses below exist; Wagtail's
-``wagtail.contrib.frontend_cache`` app is not installed because its signal handlers would send a
-second, unretried purge for every publish.
+RETRY_DELAYS (about 20 minutes in all), then logged as given up. What one transaction schedules
+goes out as one task (a publish outside a transaction, e.g. in a shell, commits twice: two).
+
+Why not Wagtail's own: Wagtail 8 also purges through a django-tasks task, but only on publish and
+unpublish, for one host name per page, and without retries: its backends log and swallow errors,
+and the HTTP one has no timeout. So the backends below subclass Wagtail's to raise, time out and
+purge everything, and the ``wagtail.contrib.frontend_cache`` app is not installed (its signal
+handlers would send a second, unretried purge for every publish).
 """
 
 import logging
