@@ -1,21 +1,34 @@
 """Benchmark: a baked project against a `wagtail start` project, same machine, same run.
 
-    uv run benchmarks/bench.py [--duration 10] [--workers 2] [--connections 16]
+    uv run benchmarks/bench.py [--duration 10] [--workers 2] [--connections 16] [--json]
 
 Bakes the template's defaults and makes a `wagtail start` baseline with the same Wagtail, both on
 a fresh PostgreSQL database each (persistent connections for both) and, for the baked project, a
 private redis-server. Each app runs alone under gunicorn with the same worker count on loopback
 while wrk (apt-get install wrk) drives it for --duration seconds after a short warm-up. Prints a
 Markdown report of ratios measured in this one run. Needs PostgreSQL on 127.0.0.1:5432 (like the
-test suite), redis-server, nginx and wrk. Not part of `uv run pytest`.
+test suite), redis-server, nginx with the cache purge module and wrk. Not part of `uv run pytest`.
+
+The edge rows run the shipped deploy/nginx.conf over TLS in front of gunicorn with
+FRONTEND_CACHE_PURGE_URL set and the Procfile's worker running, as in production. The publish row
+publishes the homepage ROUNDS times while it is cached at the edge and measures, from the start
+of publish(), how long until the edge serves the new title.
+
+--json adds one JSON object as the last line of stdout, every ratio over the `wagtail start`
+homepage: {"ratios": {"cached_django": page cache hit, "edge_cached": edge hit, "uncached": a new
+URL each request through the edge (edge bypass, page cache miss), "static_whitenoise",
+"static_nginx"}, "edge_publish_visible_s": the median publish-to-fresh time}.
 """
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
+import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +52,7 @@ from conftest import (  # noqa: E402  the test suite's machinery: bake, shared v
 from nginx import nginx_for  # noqa: E402
 
 PYTHON = "3.13"
+ROUNDS = 5  # publishes timed through the edge
 MISS_SCRIPT = 'request = function() return wrk.format(nil, "/?n=" .. math.random(1, 1e9)) end\n'
 
 QUERIES = """
@@ -81,6 +95,52 @@ DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_m
 # Wagtail's search index needs it on PostgreSQL (wagtail start does not add it).
 INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.postgres"]
 """
+
+
+# Run inside the baked project (manage.py shell): publish the homepage while the edge holds it,
+# then time from the start of publish() to the first response through the edge with the new title.
+PUBLISH_ROUNDS = """
+import ssl, statistics, time, urllib.request
+from wagtail.models import Site
+
+context = ssl.create_default_context(cafile={cert!r})
+
+
+def fetch():
+    request = urllib.request.Request({url!r}, headers={{"Host": "example.com"}})
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        return response.headers.get("X-Cache-Status"), response.read().decode()
+
+
+site = Site.objects.get(is_default_site=True)
+site.hostname, site.port = "example.com", 443  # purges name the host visitors use
+site.save()
+times = []
+for n in range({rounds}):
+    for _ in range(50):  # the page is in the edge cache before each publish
+        if fetch()[0] == "HIT":
+            break
+        time.sleep(0.1)
+    else:
+        raise SystemExit("the homepage never became an edge HIT")
+    page = site.root_page.specific
+    page.title = f"Edge round {{n}}"
+    revision = page.save_revision()
+    started = time.monotonic()  # publish() commits the page part-way through: time all of it
+    revision.publish()
+    while f"<h1>Edge round {{n}}</h1>" not in fetch()[1]:
+        if time.monotonic() - started > 30:
+            raise SystemExit("the edge still served the old page 30 s after the publish")
+        time.sleep(0.01)
+    times.append(time.monotonic() - started)
+print("RESULT", *times)
+"""
+
+
+def procfile_worker(project):
+    """The Procfile's `worker` command, with the project's interpreter."""
+    line = re.search(r"^worker: (.*)$", (project.path / "Procfile").read_text(), re.M).group(1)
+    return [project.python, *shlex.split(line)[1:]]
 
 
 class TmpFactory:
@@ -182,6 +242,9 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for both apps")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument(
+        "--json", action="store_true", help="end with one line of JSON: the ratios and times"
+    )
+    parser.add_argument(
         "--gunicorn-args",
         default="",
         help='extra gunicorn options for both apps (GUNICORN_CMD_ARGS), e.g. "--max-requests 0"',
@@ -217,6 +280,9 @@ def main():
             print(f"counting queries with {pages} pages ...", file=sys.stderr)
             out = project.shell(QUERIES.format(pages=pages))
             queries.append(list(map(int, out.split("RESULT")[1].split())))
+        # The pages above queued search and reference index work: done now, so the worker the
+        # edge rows run with is idle, as on a site between publishes.
+        project.manage("db_worker", "--batch", timeout=1200)
 
         with baseline_server(venv, tmp / "start", stack.enter_context(fresh_database()),
                              args.workers) as baseline:  # fmt: skip
@@ -240,14 +306,47 @@ def main():
             results["miss"] = run(server.base_url + "/", script=str(miss_script))
             results["whitenoise"] = run(server.base_url + css)
             rss["baked, page cache on"] = worker_rss_mb(server)
-            with nginx_for(project, server.base_url) as proxy:
-                results["nginx"] = run(proxy.https_url + css)
+
+        # The shipped edge: nginx's cache in front, purged by the worker (gunicorn's port first,
+        # since nginx points at it and gunicorn is told nginx's purge address).
+        port = free_port()
+        # Pages the page cache stored above carry the headers of a site without purging.
+        check(["redis-cli", "-u", redis.url, "flushdb"])
+        proxy = stack.enter_context(nginx_for(project, f"http://127.0.0.1:{port}"))
+        edge_env = {"FRONTEND_CACHE_PURGE_URL": proxy.purge_url}
+        with (
+            project.gunicorn(port=port, env=edge_env | gunicorn_env),
+            background(procfile_worker(project), cwd=project.path, env=project.env | edge_env,
+                       log=tmp / "worker.log"),
+        ):  # fmt: skip
+            print("wrk: edge hit, edge miss, static through nginx ...", file=sys.stderr)
+            results["edge"] = run(proxy.https_url + "/")
+            results["edge_miss"] = run(proxy.https_url + "/", script=str(miss_script))
+            results["nginx"] = run(proxy.https_url + css)
+            print(f"publishing {ROUNDS} times through the edge ...", file=sys.stderr)
+            code = PUBLISH_ROUNDS.format(cert=proxy.cert, url=proxy.https_url + "/", rounds=ROUNDS)
+            out = project.shell(code, env=edge_env)
+            publish_times = [float(t) for t in out.split("RESULT")[1].split()]
 
     os.dup2(report_to, 1)
-    print(report(results, queries, rss, args, started))
+    print(report(results, queries, rss, args, started, publish_times))
+    if args.json:
+        base = results["baseline"]["rps"]
+        ratios = {
+            "cached_django": results["hit"]["rps"] / base,
+            "edge_cached": results["edge"]["rps"] / base,
+            "uncached": results["edge_miss"]["rps"] / base,
+            "static_whitenoise": results["whitenoise"]["rps"] / base,
+            "static_nginx": results["nginx"]["rps"] / base,
+        }
+        summary = {
+            "ratios": {name: round(value, 2) for name, value in ratios.items()},
+            "edge_publish_visible_s": round(statistics.median(publish_times), 3),
+        }
+        print(json.dumps(summary))
 
 
-def report(r, queries, rss, args, started):
+def report(r, queries, rss, args, started, publish_times):
     base, off = r["baseline"]["rps"], r["off"]["rps"]
     rows = [
         ("homepage, `wagtail start` (baseline)", "baseline", "1.0×", ""),
@@ -257,6 +356,10 @@ def report(r, queries, rss, args, started):
          f"{r['miss']['rps'] / base:.2f}× baseline", "≥ 1.0×"),
         ("hashed static file, WhiteNoise (gunicorn)", "whitenoise",
          f"{r['whitenoise']['rps'] / off:.1f}× uncached page", "≥ 20×"),
+        ("homepage, edge hit (deploy/nginx.conf proxy_cache, TLS)", "edge",
+         f"{r['edge']['rps'] / base:.1f}× baseline", "≥ 50×"),
+        ("homepage through the edge, new URL each request (edge bypass, page cache miss)",
+         "edge_miss", f"{r['edge_miss']['rps'] / base:.2f}× baseline", "≥ 1.0×"),
         ("hashed static file, nginx (deploy/nginx.conf, TLS)", "nginx",
          f"{r['nginx']['rps'] / off:.1f}× uncached page", ""),
     ]  # fmt: skip
@@ -279,6 +382,11 @@ def report(r, queries, rss, args, started):
             f"| {ratio} | {target} |"
         )
     lines += [
+        "",
+        "| publish → first fresh response through the edge | median s | max s | target |",
+        "|---|---:|---:|---|",
+        f"| homepage, {len(publish_times)} publishes (worker: the Procfile's db_worker) "
+        f"| {statistics.median(publish_times):.3f} | {max(publish_times):.3f} | ≤ 1.0 s |",
         "",
         "| pages in the tree | queries: homepage | queries: a content page | queries: cached homepage |",
         "|---:|---:|---:|---:|",

@@ -13,7 +13,9 @@ starts `nginx -p <prefix> -c <conf> -g 'daemon off;'` in the background (stopped
 - /srv/<slug> (the documented project-folder placeholder) becomes project.path, so nginx serves
   the project's staticfiles/ and media/ itself;
 - the upstream `server 127.0.0.1:8000` becomes upstream_url's host:port (gunicorn's base_url);
-- pid, logs and temp files live in a private prefix directory.
+- pid, logs, temp files and the edge cache (proxy_cache_path) live in a private prefix
+  directory, and the PURGE listener (127.0.0.1:8008) gets a free loopback port;
+- Debian's cache purge module is loaded with load_module, as /etc/nginx/modules-enabled does.
 Every substitution asserts that it matched, so a test fails when the shipped config changes
 shape instead of silently testing something else. The file is included in a minimal http block
 like Debian's /etc/nginx/nginx.conf (mime.types, sendfile, gzip).
@@ -21,6 +23,8 @@ like Debian's /etc/nginx/nginx.conf (mime.types, sendfile, gzip).
 The yielded object has:
 - https_url, http_url: "https://127.0.0.1:<port>" / "http://127.0.0.1:<port>" (no trailing /)
 - https_port, http_port
+- purge_url: "http://127.0.0.1:<port>", the PURGE listener (FRONTEND_CACHE_PURGE_URL)
+- cache_dir: the edge cache's directory
 - cert: the certificate's path, for `verify=proxy.cert` (or use verify=False)
 - access_log, error_log: Paths of nginx's logs (the shipped config turns access logging off for
   /static/ and /media/images/); conf: the rendered config; process: the nginx master Popen.
@@ -44,6 +48,9 @@ import pytest
 from conftest import background, check, free_port, wait_for_http
 
 MIME_TYPES = Path("/etc/nginx/mime.types")
+# Debian's libnginx-mod-http-cache-purge (ngx_cache_purge 2.3); Debian's own nginx.conf loads it
+# from /etc/nginx/modules-enabled, the test's main config loads it itself.
+PURGE_MODULE = Path("/usr/lib/nginx/modules/ngx_http_cache_purge_module.so")
 
 
 def nginx_binary():
@@ -74,10 +81,15 @@ def self_signed_cert(directory, domain):
     return cert, key
 
 
-def render(project, upstream, http_port, https_port, cert, key):
+def render(project, upstream, http_port, https_port, cert, key, purge_port, cache_dir):
     """The shipped site config with the test's ports, paths, upstream and certificate."""
     text = (project.path / "deploy" / "nginx.conf").read_text()
     slug = project.slug
+    # The edge cache lives in the private prefix; the purge listener gets a free port.
+    text = substitute(text, rf"^(proxy_cache_path) /var/cache/{slug}-edge ", rf"\1 {cache_dir} ", 1)
+    text = substitute(
+        text, r"^(\s*)listen 127\.0\.0\.1:8008;$", rf"\1listen 127.0.0.1:{purge_port};", 1
+    )
     text = substitute(text, r"^(\s*)listen 80;$", rf"\1listen 127.0.0.1:{http_port};", 1)
     text = substitute(text, r"^\s*listen \[::\]:80;\n", "", 1)
     text = substitute(
@@ -103,7 +115,13 @@ def main_config(prefix, site_conf, access_log, error_log):
         path.mkdir(parents=True)
     # A root master would run workers as "nobody", who cannot read pytest's 0700 tmp dirs.
     user = "user root root;\n" if os.geteuid() == 0 else ""
-    return f"""{user}worker_processes 1;
+    if not PURGE_MODULE.exists():
+        pytest.fail(
+            f"{PURGE_MODULE} is needed: apt-get install -y libnginx-mod-http-cache-purge"
+            " (.ci/run installs it)"
+        )
+    return f"""load_module {PURGE_MODULE};
+{user}worker_processes 1;
 pid {prefix / "nginx.pid"};
 error_log {error_log} info;
 events {{ worker_connections 256; }}
@@ -133,13 +151,16 @@ def nginx_for(project, upstream_url):
     assert upstream, f"upstream_url must look like http://127.0.0.1:PORT, not {upstream_url!r}"
     with TemporaryDirectory(prefix="nginx-") as tmp:
         prefix = Path(tmp)
-        http_port, https_port = free_port(), free_port()
-        while https_port == http_port:
-            https_port = free_port()
+        http_port, https_port, purge_port = free_port(), free_port(), free_port()
+        while len({http_port, https_port, purge_port}) < 3:
+            https_port, purge_port = free_port(), free_port()
         domain = project.answers.get("domain_name", "example.com")
         cert, key = self_signed_cert(prefix, domain)
         site_conf = prefix / "site.conf"
-        site_conf.write_text(render(project, upstream, http_port, https_port, cert, key))
+        cache_dir = prefix / "edge-cache"
+        site_conf.write_text(
+            render(project, upstream, http_port, https_port, cert, key, purge_port, cache_dir)
+        )
         access_log, error_log = prefix / "access.log", prefix / "error.log"
         conf = prefix / "nginx.conf"
         conf.write_text(main_config(prefix, site_conf, access_log, error_log))
@@ -157,6 +178,8 @@ def nginx_for(project, upstream_url):
                 https_url=f"https://127.0.0.1:{https_port}",
                 http_port=http_port,
                 https_port=https_port,
+                purge_url=f"http://127.0.0.1:{purge_port}",
+                cache_dir=cache_dir,
                 cert=str(cert),
                 access_log=access_log,
                 error_log=error_log,

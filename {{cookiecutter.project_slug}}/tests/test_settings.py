@@ -28,7 +28,11 @@ def load(module, env, *names):
         "import json, sys, django; from django.conf import settings; django.setup();"
         "print(json.dumps(dict((n, getattr(settings, n)) for n in sys.argv[1:]), default=str))"
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "AWS_", "SENTRY"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO", "AWS_", "SENTRY", "FRONTEND_CACHE", "CLOUD", "EDGE_CACHE"))
+    }
     clean.pop("DATABASE_URL", None)
     clean.pop("REDIS_URL", None)
     result = subprocess.run(
@@ -154,3 +158,66 @@ def test_a_serve_method_that_bypasses_privacy_is_flagged(method):
         timeout=60,
     )
     assert f"{PROJECT}.W001" in result.stderr + result.stdout
+
+
+PURGE_ENV = {
+    "FRONTEND_CACHE_PURGE_URL": "http://127.0.0.1:8008",
+    "CLOUDFLARE_API_TOKEN": "abc_DEF-123",
+    "CLOUDFLARE_ZONE_ID": "0123456789abcdef0123456789abcdef",
+    "CLOUDFRONT_DISTRIBUTION_ID": "E2QWRUHAPOMQZL",
+    "EDGE_CACHE_SECONDS": "3600",
+}
+
+
+def test_frontend_cache_backends_come_from_the_environment():
+    s = load("production", PRODUCTION_ENV | PURGE_ENV, "WAGTAILFRONTENDCACHE", "EDGE_CACHE_SECONDS")
+    backends = s["WAGTAILFRONTENDCACHE"]
+    assert backends["edge"]["LOCATION"] == "http://127.0.0.1:8008"
+    assert backends["edge"]["BACKEND"] == f"{PROJECT}.frontendcache.HTTPBackend"
+    assert (backends["cloudflare"]["BEARER_TOKEN"], backends["cloudflare"]["ZONEID"]) == (
+        "abc_DEF-123",
+        "0123456789abcdef0123456789abcdef",
+    )
+    assert backends["cloudfront"]["DISTRIBUTION_ID"] == "E2QWRUHAPOMQZL"
+    assert s["EDGE_CACHE_SECONDS"] == 3600
+    # Any one alone works too.
+    for name in ("FRONTEND_CACHE_PURGE_URL", "CLOUDFRONT_DISTRIBUTION_ID"):
+        alone = load("production", PRODUCTION_ENV | {name: PURGE_ENV[name]}, "WAGTAILFRONTENDCACHE")
+        assert len(alone["WAGTAILFRONTENDCACHE"]) == 1
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["unset", "empty"])
+def test_no_frontend_cache_variables_means_no_purging(empty):
+    env = {name: "" for name in PURGE_ENV} if empty else {}
+    s = load("production", PRODUCTION_ENV | env, "WAGTAILFRONTENDCACHE", "EDGE_CACHE_SECONDS")
+    assert s == {"WAGTAILFRONTENDCACHE": {}, "EDGE_CACHE_SECONDS": 86400}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FRONTEND_CACHE_PURGE_URL", "127.0.0.1:8008"),
+        ("FRONTEND_CACHE_PURGE_URL", "http://127.0.0.1:8008/purge/"),
+        ("CLOUDFLARE_API_TOKEN", "token with spaces"),
+        ("CLOUDFLARE_ZONE_ID", "not-a-zone"),
+        ("CLOUDFRONT_DISTRIBUTION_ID", "e2qwruhapomqzl"),
+        ("EDGE_CACHE_SECONDS", "one day"),
+    ],
+)
+def test_a_malformed_frontend_cache_variable_stops_start_up_naming_it(name, value):
+    result = load("production", PRODUCTION_ENV | PURGE_ENV | {name: value})
+    assert result.returncode != 0
+    assert name in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ZONE_ID"),
+        ("CLOUDFLARE_ZONE_ID", "CLOUDFLARE_API_TOKEN"),
+    ],
+)
+def test_cloudflare_needs_both_variables(given, missing):
+    result = load("production", PRODUCTION_ENV | {given: PURGE_ENV[given], missing: ""})
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr

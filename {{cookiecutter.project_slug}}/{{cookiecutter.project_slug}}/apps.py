@@ -6,6 +6,6 @@ class ProjectConfig(AppConfig):
     verbose_name = {{ cookiecutter.project_name | tojson }}
 
     def ready(self):
-        # Registers the project's system checks and connects the page cache's invalidation signals
-        # and the cache clearing after a database restore.
-        from . import backups, checks, pagecache  # noqa: F401
+        # Registers the project's system checks and connects the signals that invalidate the page
+        # cache, purge the edge and CDN caches, and clear the caches after a database restore.
+        from . import backups, checks, frontendcache, pagecache  # noqa: F401

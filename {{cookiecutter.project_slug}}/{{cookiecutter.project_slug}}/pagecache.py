@@ -38,8 +38,10 @@ Invalidation, in two layers:
   about a second.
 
 Outgoing headers: a cacheable page is sent with ``Cache-Control: max-age=PAGE_CACHE_MAX_AGE``
-(``cache_headers()``, the one place that decides them), so browsers and CDNs show an old page for
-at most that long after a publish. Pages rendered for logged-in visitors are sent with
+(``cache_headers()``, the one place that decides them, for hits too), so browsers and CDNs show an
+old page for at most that long after a publish; with a purge backend configured, also
+``s-maxage=EDGE_CACHE_SECONDS`` for shared caches (frontendcache.py purges them), except on query
+strings no purge can name. Pages rendered for logged-in visitors are sent with
 ``Cache-Control: private``. ``X-Page-Cache`` says hit or miss.
 
 Failures: a failing or hung Redis costs one short timeout, logs one line, and the cache is then
@@ -74,6 +76,7 @@ from wagtail.signals import (
     published,
     unpublished,
 )
+
 
 ALIAS = "pagecache"
 GENERATION_KEY = "generation"
@@ -213,6 +216,7 @@ class PageCacheMiddleware:
             and entry["vary"] == self.vary(request, entry)
         ):
             response = HttpResponse(entry["content"], status=200, headers=entry["headers"])
+            self.cache_headers(request, response)
             response["X-Page-Cache"] = "hit"
             return response
 
@@ -233,16 +237,26 @@ class PageCacheMiddleware:
         return key, budget
 
     def cache_headers(self, request, response):
-        """The caching headers of every cacheable page (GET or HEAD, stored or not): browsers
-        and CDNs keep it for at most PAGE_CACHE_MAX_AGE seconds."""
-        patch_cache_control(response, max_age=self.max_age)
+        """The caching headers of every cacheable page (GET or HEAD, stored, not stored or a
+        hit): browsers and CDNs keep it for at most PAGE_CACHE_MAX_AGE seconds. With an edge or
+        CDN that is purged on publish (frontendcache.py), shared caches keep it for
+        EDGE_CACHE_SECONDS, unless a query string other than tracking parameters makes it a URL
+        no purge names."""
+        edge = settings.WAGTAILFRONTENDCACHE and all(is_tracking(name) for name in request.GET)
+        if edge:
+            patch_cache_control(response, max_age=self.max_age, s_maxage=settings.EDGE_CACHE_SECONDS)
+        else:
+            patch_cache_control(response, max_age=self.max_age)
 
     def store(self, request, response, key, generation, budget):
         names = [name.lower() for name in split_header_value(response.get("Vary", ""))]
         entry = {
             "generation": generation,
             "vary_names": [name for name in names if name != "cookie"],
-            "headers": [(k, v) for k, v in response.items() if k != "X-Page-Cache"],
+            # Set again on every hit: a hit follows today's settings, not the stored copy's.
+            "headers": [
+                (k, v) for k, v in response.items() if k not in ("X-Page-Cache", "Cache-Control")
+            ],
             "content": response.content,
         }
         entry["vary"] = self.vary(request, entry)

@@ -192,6 +192,10 @@ CACHES = {
 PAGE_CACHE_SECONDS = 0
 # How long browsers and CDNs may keep a cached page (Cache-Control: max-age).
 PAGE_CACHE_MAX_AGE = 60
+# Caches in front of the site that are purged when content changes (frontendcache.py): none here,
+# production.py builds them from the environment. With one, shared caches get s-maxage this long.
+WAGTAILFRONTENDCACHE = {}
+EDGE_CACHE_SECONDS = 86_400
 
 # Wagtail's background work (search and reference index updates, file deletion, focal points)
 # runs immediately inside the request here; production.py hands it to the worker process.

@@ -3,6 +3,7 @@ with one error that names every missing variable (see .env.example)."""
 
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from marshmallow import ValidationError
 from marshmallow.validate import OneOf, Range, Regexp
 
@@ -108,6 +109,64 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=600)
 # Browsers and CDNs may show an anonymous page this long after a publish (Cache-Control max-age).
 PAGE_CACHE_MAX_AGE = env.int("PAGE_CACHE_MAX_AGE", default=60)
+
+# The edge and CDN caches in front of the site, purged by the worker when content changes
+# (frontendcache.py has the policy). Any combination; none set means nothing is purged and shared
+# caches keep a page PAGE_CACHE_MAX_AGE at most. Empty values count as unset.
+# HTTP PURGE, e.g. http://127.0.0.1:8008 for the shipped nginx (deploy/nginx.conf) or Varnish:
+FRONTEND_CACHE_PURGE_URL = env.str(
+    "FRONTEND_CACHE_PURGE_URL",
+    default="",
+    validate=Regexp(
+        r"^(https?://[A-Za-z0-9.:\[\]-]+/?)?$",
+        error="use http(s)://host[:port] of the cache's PURGE listener, without a path",
+    ),
+)
+CLOUDFLARE_API_TOKEN = env.str(
+    "CLOUDFLARE_API_TOKEN",
+    default="",
+    validate=Regexp(r"^[A-Za-z0-9_-]*$", error="a Cloudflare API token (letters, digits, _ and -)"),
+)
+CLOUDFLARE_ZONE_ID = env.str(
+    "CLOUDFLARE_ZONE_ID",
+    default="",
+    validate=Regexp(r"^([0-9a-f]{32})?$", error="a Cloudflare zone ID: 32 hexadecimal digits"),
+)
+# One of the two alone is a mistake, not "Cloudflare off" (None: malformed, named by env.seal()).
+if None not in (CLOUDFLARE_API_TOKEN, CLOUDFLARE_ZONE_ID) and (
+    bool(CLOUDFLARE_API_TOKEN) != bool(CLOUDFLARE_ZONE_ID)
+):
+    raise ImproperlyConfigured(
+        f"{'CLOUDFLARE_ZONE_ID' if CLOUDFLARE_API_TOKEN else 'CLOUDFLARE_API_TOKEN'} is not set: "
+        "Cloudflare purging needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ZONE_ID together."
+    )
+# With the AWS credentials boto3 finds (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or a role).
+CLOUDFRONT_DISTRIBUTION_ID = env.str(
+    "CLOUDFRONT_DISTRIBUTION_ID",
+    default="",
+    validate=Regexp(
+        r"^([A-Z0-9]{8,32})?$", error="a CloudFront distribution ID, e.g. E2QWRUHAPOMQZL"
+    ),
+)
+# s-maxage of anonymous pages when a purge backend is set: the edge keeps them until a purge.
+EDGE_CACHE_SECONDS = env.int("EDGE_CACHE_SECONDS", default=EDGE_CACHE_SECONDS, validate=Range(min=0))
+backends = "{{ cookiecutter.project_slug }}.frontendcache."
+if FRONTEND_CACHE_PURGE_URL:
+    WAGTAILFRONTENDCACHE["edge"] = {
+        "BACKEND": backends + "HTTPBackend",
+        "LOCATION": FRONTEND_CACHE_PURGE_URL,
+    }
+if CLOUDFLARE_API_TOKEN and CLOUDFLARE_ZONE_ID:
+    WAGTAILFRONTENDCACHE["cloudflare"] = {
+        "BACKEND": backends + "CloudflareBackend",
+        "BEARER_TOKEN": CLOUDFLARE_API_TOKEN,
+        "ZONEID": CLOUDFLARE_ZONE_ID,
+    }
+if CLOUDFRONT_DISTRIBUTION_ID:
+    WAGTAILFRONTENDCACHE["cloudfront"] = {
+        "BACKEND": backends + "CloudfrontBackend",
+        "DISTRIBUTION_ID": CLOUDFRONT_DISTRIBUTION_ID,
+    }
 
 # Hashed file names (a Wagtail upgrade can never be served stale admin JS/CSS), served by
 # WhiteNoise with far-future immutable caching and pre-compressed gzip and brotli variants.
