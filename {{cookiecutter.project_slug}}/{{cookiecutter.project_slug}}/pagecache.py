@@ -77,7 +77,6 @@ from wagtail.signals import (
     unpublished,
 )
 
-
 ALIAS = "pagecache"
 GENERATION_KEY = "generation"
 SKIP_AFTER_ERROR = 5  # seconds without Redis after an error, so a hung Redis costs one timeout
@@ -244,7 +243,9 @@ class PageCacheMiddleware:
         no purge names."""
         edge = settings.WAGTAILFRONTENDCACHE and all(is_tracking(name) for name in request.GET)
         if edge:
-            patch_cache_control(response, max_age=self.max_age, s_maxage=settings.EDGE_CACHE_SECONDS)
+            patch_cache_control(
+                response, max_age=self.max_age, s_maxage=settings.EDGE_CACHE_SECONDS
+            )
         else:
             patch_cache_control(response, max_age=self.max_age)
 

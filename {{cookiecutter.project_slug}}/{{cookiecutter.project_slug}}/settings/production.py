@@ -149,7 +149,9 @@ CLOUDFRONT_DISTRIBUTION_ID = env.str(
     ),
 )
 # s-maxage of anonymous pages when a purge backend is set: the edge keeps them until a purge.
-EDGE_CACHE_SECONDS = env.int("EDGE_CACHE_SECONDS", default=EDGE_CACHE_SECONDS, validate=Range(min=0))
+EDGE_CACHE_SECONDS = env.int(
+    "EDGE_CACHE_SECONDS", default=EDGE_CACHE_SECONDS, validate=Range(min=0)
+)
 backends = "{{ cookiecutter.project_slug }}.frontendcache."
 if FRONTEND_CACHE_PURGE_URL:
     WAGTAILFRONTENDCACHE["edge"] = {
