@@ -22,6 +22,7 @@ OPTIONAL_FILES = {
     ".dockerignore": ("use_docker", "yes"),
     "compose.yaml": ("use_docker", "yes"),
     ".github/workflows/ci.yml": ("ci", "github"),
+    ".github/dependabot.yml": ("ci", "github"),
     f"{SLUG}/settings/sentry.py": ("error_reporting", "sentry"),
     "deploy/s3-bucket-policy.json": ("storage_backend", "s3"),
 }

@@ -78,6 +78,48 @@ def test_every_workflow_parses_and_matches_the_github_schema(bakes):
     assert "ok -- validation done" in result.stdout
 
 
+def supply_chain_files(bakes):
+    """Every workflow the template ships or bakes, and each bake's Dependabot config."""
+    files = sorted((TEMPLATE / ".github" / "workflows").glob("*.y*ml"))
+    files += [path / ".github/workflows/ci.yml" for _, path in bakes.values()]
+    return files, [path / ".github/dependabot.yml" for _, path in bakes.values()]
+
+
+def test_workflows_pin_actions_and_images_and_hold_least_privilege(bakes):
+    """Every action is pinned to a full commit SHA (the version as a comment), checkouts leave no
+    credentials behind, no workflow grants anything by default and every job says what it needs,
+    and service images are pinned by digest."""
+    workflows, _ = supply_chain_files(bakes)
+    for path in workflows:
+        text = path.read_text()
+        uses = re.findall(r"^\s*(?:- )?uses: (.+)$", text, flags=re.MULTILINE)
+        assert uses, path
+        for use in uses:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+", use), (path, use)
+        workflow = load_yaml(path)
+        assert workflow["permissions"] == {}, path
+        for name, job in workflow["jobs"].items():
+            assert job.get("permissions") == {"contents": "read"}, (path, name)
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, (path, name)
+            for service in job.get("services", {}).values():
+                assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", service["image"]), path
+
+
+def test_zizmor_finds_nothing_and_dependabot_updates_actions_and_uv(bakes):
+    """zizmor (offline, default persona) on the template's workflow and every baked ci.yml and
+    dependabot.yml; the Dependabot config passes its schema and covers actions and uv.lock."""
+    workflows, dependabot = supply_chain_files(bakes)
+    result = tool("zizmor", "--offline", "--no-progress", *workflows, *dependabot)
+    assert "No findings to report" in result.stdout, result.stdout
+    result = tool("check-jsonschema", "--builtin-schema", "vendor.dependabot", *dependabot)
+    assert "ok -- validation done" in result.stdout
+    for path in dependabot:
+        updates = load_yaml(path)["updates"]
+        assert {u["package-ecosystem"] for u in updates} == {"github-actions", "uv"}, path
+
+
 def template_suite_job():
     workflow = load_yaml(TEMPLATE / ".github/workflows/test.yml")
     assert set(workflow[True]) >= {"push", "pull_request"}  # YAML 1.1 reads `on:` as True
