@@ -1,6 +1,7 @@
 """Layer 1, bake: every combination renders, lints clean, and bad answers are refused."""
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -8,6 +9,7 @@ import tomllib
 import pytest
 from conftest import (
     ALL_COMBOS,
+    CHOICES,
     DEFAULTS,
     NON_RUNTIME_OPTIONS,
     SLUG,
@@ -122,6 +124,34 @@ def test_every_combination_needs_a_subset_of_the_shared_venv(baked):
                 assert deps(files) <= deps(full)
 
 
+LOCK_SETS = [
+    {"python_version": p, "storage_backend": s, "error_reporting": e}
+    for p in CHOICES["python_version"]
+    for s in CHOICES["storage_backend"]
+    for e in CHOICES["error_reporting"]
+]
+
+
+@pytest.mark.parametrize("answers", LOCK_SETS, ids=lambda a: "lock-" + "/".join(a.values()))
+def test_every_bake_ships_a_uv_lock_that_matches_its_pyproject(tmp_path, answers):
+    """One lock per dependency set in the template (scripts/lock.py refreshes them); a bake gets
+    its own, named after its project, and `uv lock --check` (offline: it needs no resolution when
+    the lock is current) fails the moment pyproject.toml and the lock disagree."""
+    from conftest import bake
+
+    path = bake(tmp_path, project_name="Harbour Arts", **answers)
+    lock = tomllib.loads((path / "uv.lock").read_text())
+    pyproject = tomllib.loads((path / "pyproject.toml").read_text())
+    assert lock["requires-python"].replace(" ", "") == pyproject["project"]["requires-python"]
+    (root,) = [p for p in lock["package"] if p.get("source") == {"virtual": "."}]
+    assert root["name"] == "harbour-arts"
+    uv = shutil.which("uv") or pytest.fail("uv is needed")
+    result = subprocess.run(
+        [uv, "lock", "--check", "--offline"], cwd=path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, "stale lock: run `uv run scripts/lock.py`\n" + result.stderr
+
+
 def test_custom_answers_reach_the_project(tmp_path):
     from conftest import bake
 
@@ -172,6 +202,8 @@ BAD_ANSWERS = [
     ({"project_slug": "My-Site"}, "is not a lower-case Python identifier"),
     ({"project_slug": "2fast"}, "is not a lower-case Python identifier"),
     ({"project_slug": "class"}, "is a Python keyword"),
+    ({"project_slug": "my__site"}, "has a double or trailing underscore"),
+    ({"project_slug": "site_"}, "has a double or trailing underscore"),
     ({"project_slug": "wagtail"}, "would shadow the module"),
     ({"project_slug": "django"}, "would shadow the module"),
     ({"project_slug": "test"}, "would shadow the module"),

@@ -192,6 +192,7 @@ def test_site_workflow_lints_checks_and_tests_on_postgres_and_redis(bakes, combo
     assert database.path == f"/{postgres['env']['POSTGRES_DB']}"  # the database CI creates
     assert database.password == postgres["env"]["POSTGRES_PASSWORD"]
     assert test["env"]["REDIS_URL"].startswith("redis://127.0.0.1:6379/")
+    assert "uv sync --locked" in [s.get("run") for s in test["steps"]]
     setup_uv = next(s for s in test["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv"))
     assert setup_uv["with"]["python-version"] == combo["python_version"]
     script = "\n".join(s.get("run", "") for s in test["steps"])
@@ -276,7 +277,8 @@ def test_dockerfile_passes_hadolint_and_builds_a_production_image(bakes, combo):
     user = [args for op, args in final if op == "USER"]
     assert user and user[-1].split(":")[0] not in ("0", "root"), "runs as root"
     runs = " ".join(args for op, args in instructions if op == "RUN")
-    assert "uv sync --no-dev" in runs and "manage.py collectstatic --noinput" in runs
+    assert "uv sync --no-dev --locked" in runs and "manage.py collectstatic --noinput" in runs
+    assert "COPY pyproject.toml uv.lock ./" in (path / "Dockerfile").read_text()
     assert any(op == "HEALTHCHECK" and "/healthz/" in args for op, args in final)
     assert json.loads(dict(final)["CMD"]) == ["gunicorn", f"{SLUG}.wsgi"]
 
