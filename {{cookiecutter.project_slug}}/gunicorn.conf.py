@@ -4,13 +4,20 @@ gunicorn {{ cookiecutter.project_slug }}.wsgi
 """
 
 import os
+from pathlib import Path
+
+from dotenv import load_dotenv  # python-dotenv, which environs uses for the settings' .env
+
+# The same optional .env beside manage.py that the Django settings read (variables already in the
+# environment win), so PORT, WEB_CONCURRENCY and FORWARDED_ALLOW_IPS can live there too.
+load_dotenv(Path(__file__).resolve().parent / ".env")
 
 wsgi_app = "{{ cookiecutter.project_slug }}.wsgi"
 
 # PaaS platforms hand the port over in PORT.
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+bind = f"0.0.0.0:{os.environ.get('PORT') or '8000'}"
 # Sync workers: Wagtail has no async views. About two per core; set WEB_CONCURRENCY to tune.
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
 
 # A request that runs longer than this is killed and its worker replaced.
 timeout = 30
