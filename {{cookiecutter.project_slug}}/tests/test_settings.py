@@ -67,6 +67,33 @@ def test_dev_secret_key_comes_from_dotenv_not_from_a_tracked_file():
     assert key not in (ROOT / PROJECT / "settings" / "dev.py").read_text()
 
 
+def test_base_settings_state_no_django_default():
+    """A setting in base.py that equals Django's own default only hides which choices were made.
+    (STORAGES is the exception: production.py and storage.py change its entries.)"""
+    import ast
+
+    from django.conf import global_settings
+
+    source = (ROOT / PROJECT / "settings" / "base.py").read_text()
+    names = [
+        target.id
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+        and target.id.isupper()
+        and hasattr(global_settings, target.id)
+    ]
+    values = load("base", {}, *names)
+    restated = [
+        name
+        for name in names
+        if name != "STORAGES"
+        and values[name] == json.loads(json.dumps(getattr(global_settings, name), default=str))
+    ]
+    assert restated == []
+
+
 def test_production_reads_the_environment():
     s = load(
         "production",
