@@ -193,7 +193,8 @@ def test_a_bake_is_deterministic_and_its_dev_key_is_only_in_dotenv(tmp_path):
     assert bakes[0] == bakes[1]
     assert ".env" in bakes[0][".gitignore"].decode().splitlines()
     assert {"*.rej", "*.orig"} <= set(bakes[0][".gitignore"].decode().splitlines())
-    assert tomllib.loads(bakes[0]["pyproject.toml"].decode())["tool"]["cruft"]["skip"] == [".env", "uv.lock"]
+    cruft = tomllib.loads(bakes[0]["pyproject.toml"].decode())["tool"]["cruft"]
+    assert cruft["skip"] == [".env", "uv.lock"]
     dev = bakes[0][f"{SLUG}/settings/dev.py"].decode()
     assert 'env.str(\n    "DJANGO_DEV_SECRET_KEY", default="django-insecure-' in dev
 
