@@ -38,6 +38,13 @@ def problems(answers):
             f"project_slug {slug!r} is not a lower-case Python identifier: use letters a-z, digits and "
             "underscores, starting with a letter (e.g. 'my_site')."
         )
+    elif "__" in slug or slug.endswith("_"):
+        # The package name (pyproject.toml, uv.lock) is the slug with "-" for "_"; these would not
+        # be valid or would be renamed by Python packaging tools.
+        yield (
+            f"project_slug {slug!r} has a double or trailing underscore: use single underscores "
+            "between words (e.g. 'my_site')."
+        )
     elif keyword.iskeyword(slug) or keyword.issoftkeyword(slug):
         yield f"project_slug {slug!r} is a Python keyword: choose another name (e.g. '{slug}_site')."
     elif slug in sys.stdlib_module_names or slug in TAKEN_NAMES:

@@ -1,3 +1,7 @@
+# /// script
+# requires-python = ">=3.12"
+# dependencies = ["cookiecutter>=2.6", "requests>=2.32"]
+# ///
 """Bake the template with its defaults and serve the site locally: no services needed.
 
     uv run scripts/demo.py                # bakes into ./demo-site, then serves http://127.0.0.1:8000/
@@ -5,9 +9,14 @@
     uv run scripts/demo.py --smoke-test   # set up, start, log in once, stop (used by the test suite)
 
 Re-running reuses an existing demo folder (delete it for a fresh bake).
+
+The metadata block above makes `uv run` give this script its own small environment (cookiecutter
+and requests), not the template's test toolchain; the site gets only its runtime dependencies,
+at the versions in its uv.lock.
 """
 
 import argparse
+import importlib.metadata
 import os
 import re
 import secrets
@@ -21,6 +30,27 @@ import requests
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
+
+
+# Runs in the site's own virtualenv: migrate SQLite, make (or reset) the admin, serve. One process,
+# so Django and Wagtail are imported once rather than three times.
+SERVE = """
+import os
+import django
+from django.core.management import call_command
+
+django.setup()
+from django.contrib.auth import get_user_model
+
+call_command("migrate", interactive=False, verbosity=0)
+User = get_user_model()
+user = User.objects.filter(username="admin").first()
+user = user or User.objects.create_superuser("admin", "admin@example.com", None)
+user.set_password(os.environ["DEMO_PASSWORD"])
+user.save()
+print(os.environ["DEMO_BANNER"], flush=True)
+call_command("runserver", os.environ["DEMO_ADDRESS"], use_reloader=False, skip_checks=True)
+"""
 
 
 def run(cmd, cwd, env=None):
@@ -41,6 +71,8 @@ def smoke_test(base, password):
     )
     assert response.status_code == 200 and "Dashboard" in response.text, "admin login failed"
     print("smoke test passed: home page and admin login work")
+    tools = sorted({d.metadata["Name"].lower() for d in importlib.metadata.distributions()})
+    print(f"demo environment: {' '.join(tools)}")
 
 
 def main():
@@ -60,6 +92,8 @@ def main():
     if project.exists():
         print(f"Reusing {project} (delete {output} for a fresh bake)")
     else:
+        # TEMPLATE_QUIET: the post-gen hook's "next steps" are what this script does next.
+        os.environ["TEMPLATE_QUIET"] = "1"
         project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output)))
 
     env = {
@@ -70,33 +104,28 @@ def main():
     local = sorted(pyenv.glob("versions/3.13*/bin/python3.13"))
     if "UV_PYTHON" not in env and local:
         env["UV_PYTHON"] = str(local[-1])
-    run([uv, "sync", "--quiet"], cwd=project, env=env)
+    # What the site needs to run, at its locked versions; no test or lint tools.
+    run([uv, "sync", "--quiet", "--locked", "--no-dev"], cwd=project, env=env)
     python = str(project / ".venv" / "bin" / "python")
-    run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=project, env=env)
 
     password = secrets.token_urlsafe(12)
-    create_admin = (
-        "import os; from django.contrib.auth import get_user_model\n"
-        "User = get_user_model()\n"
-        "user = User.objects.filter(username='admin').first()\n"
-        "user = user or User.objects.create_superuser('admin', 'admin@example.com', 'x')\n"
-        "user.set_password(os.environ['DEMO_PASSWORD']); user.save()"
-    )
-    run(
-        [python, "manage.py", "shell", "-c", create_admin],
-        cwd=project,
-        env=env | {"DEMO_PASSWORD": password},
-    )
-
     base = f"http://127.0.0.1:{args.port}"
-    print(f"\n  Site:   {base}/\n  Admin:  {base}/admin/   user: admin   password: {password}\n")
-    server = [python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"]
+    banner = f"\n  Site:   {base}/\n  Admin:  {base}/admin/   user: admin   password: {password}\n"
+    env |= {
+        "DJANGO_SETTINGS_MODULE": f"{project.name}.settings.dev",
+        "DEMO_PASSWORD": password,
+        "DEMO_BANNER": banner,
+        "DEMO_ADDRESS": f"127.0.0.1:{args.port}",
+    }
+    print("$ migrate, create the admin user, runserver (one process: Django starts once)")
+    server = [python, "-c", SERVE]
     if not args.smoke_test:
         os.chdir(project)
         os.execve(python, server, env)
     process = subprocess.Popen(server, cwd=project, env=env)
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
             try:
                 requests.get(base + "/healthz/", timeout=1)
                 break

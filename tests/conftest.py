@@ -105,9 +105,10 @@ def find_python(version):
 def project_venv(python_version, tmp_factory):
     """The virtualenv for baked projects on `python_version`, built once and shared.
 
-    It is built from the pyproject.toml of the combination with the most dependencies (s3 +
-    sentry); test_bake checks every other combination declares a subset of those dependencies.
-    Keyed by that file's hash, so a change to the template's dependencies builds a new one.
+    It is installed from the uv.lock (dev group included) of the combination with the most
+    dependencies (s3 + sentry), so the suite runs the versions a site installs; test_bake checks
+    every other combination declares a subset of those dependencies. Keyed by the hash of that
+    pyproject.toml and lock, so a change to either builds a new one.
     """
     full = bake(
         tmp_factory.mktemp("venv-source"),
@@ -115,7 +116,7 @@ def project_venv(python_version, tmp_factory):
         storage_backend="s3",
         error_reporting="sentry",
     )
-    pyproject = (full / "pyproject.toml").read_bytes()
+    pyproject = (full / "pyproject.toml").read_bytes() + (full / "uv.lock").read_bytes()
     key = hashlib.sha256(pyproject).hexdigest()[:12]
     venv = CACHE / "venvs" / f"py{python_version}-{key}"
     CACHE.joinpath("venvs").mkdir(parents=True, exist_ok=True)
@@ -123,11 +124,12 @@ def project_venv(python_version, tmp_factory):
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             uv = shutil.which("uv") or pytest.fail("uv is needed: pip install uv")
-            check([uv, "venv", "-q", "--python", find_python(python_version), str(venv)])
             check(
-                [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
-                 "-r", "pyproject.toml", "--group", "dev"],
+                [uv, "sync", "-q", "--locked", "--no-install-project", "--compile-bytecode",
+                 "--python", find_python(python_version)],
                 cwd=full,
+                env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+                | {"UV_PROJECT_ENVIRONMENT": str(venv)},
             )  # fmt: skip
             (venv / ".complete").touch()
     return venv

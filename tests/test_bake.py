@@ -1,6 +1,7 @@
 """Layer 1, bake: every combination renders, lints clean, and bad answers are refused."""
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -8,6 +9,7 @@ import tomllib
 import pytest
 from conftest import (
     ALL_COMBOS,
+    CHOICES,
     DEFAULTS,
     NON_RUNTIME_OPTIONS,
     SLUG,
@@ -22,6 +24,7 @@ OPTIONAL_FILES = {
     ".dockerignore": ("use_docker", "yes"),
     "compose.yaml": ("use_docker", "yes"),
     ".github/workflows/ci.yml": ("ci", "github"),
+    ".github/dependabot.yml": ("ci", "github"),
     f"{SLUG}/settings/sentry.py": ("error_reporting", "sentry"),
     "deploy/s3-bucket-policy.json": ("storage_backend", "s3"),
     "deploy/s3-lifecycle.json": ("storage_backend", "s3"),
@@ -91,12 +94,12 @@ def test_docker_and_ci_options_change_nothing_that_runs(baked):
     groups = {}
     for combo, _, files in baked.values():
         key = tuple(v for k, v in combo.items() if k not in NON_RUNTIME_OPTIONS)
+        # .env: the one intended difference between any two bakes, the random dev secret key.
         runtime = {
-            name: content for name, content in files.items() if name not in NON_RUNTIME_FILES
+            name: content
+            for name, content in files.items()
+            if name not in NON_RUNTIME_FILES and name != ".env"
         }
-        # The one intended difference between any two bakes: the generated dev secret key.
-        dev = f"{SLUG}/settings/dev.py"
-        runtime[dev] = re.sub(rb'SECRET_KEY = "[^"]+"', b"", runtime[dev])
         groups.setdefault(key, []).append(runtime)
     assert len(groups) == 8
     for key, variants in groups.items():
@@ -122,6 +125,34 @@ def test_every_combination_needs_a_subset_of_the_shared_venv(baked):
                 assert deps(files) <= deps(full)
 
 
+LOCK_SETS = [
+    {"python_version": p, "storage_backend": s, "error_reporting": e}
+    for p in CHOICES["python_version"]
+    for s in CHOICES["storage_backend"]
+    for e in CHOICES["error_reporting"]
+]
+
+
+@pytest.mark.parametrize("answers", LOCK_SETS, ids=lambda a: "lock-" + "/".join(a.values()))
+def test_every_bake_ships_a_uv_lock_that_matches_its_pyproject(tmp_path, answers):
+    """One lock per dependency set in the template (scripts/lock.py refreshes them); a bake gets
+    its own, named after its project, and `uv lock --check` (offline: it needs no resolution when
+    the lock is current) fails the moment pyproject.toml and the lock disagree."""
+    from conftest import bake
+
+    path = bake(tmp_path, project_name="Harbour Arts", **answers)
+    lock = tomllib.loads((path / "uv.lock").read_text())
+    pyproject = tomllib.loads((path / "pyproject.toml").read_text())
+    assert lock["requires-python"].replace(" ", "") == pyproject["project"]["requires-python"]
+    (root,) = [p for p in lock["package"] if p.get("source") == {"virtual": "."}]
+    assert root["name"] == "harbour-arts"
+    uv = shutil.which("uv") or pytest.fail("uv is needed")
+    result = subprocess.run(
+        [uv, "lock", "--check", "--offline"], cwd=path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, "stale lock: run `uv run scripts/lock.py`\n" + result.stderr
+
+
 def test_custom_answers_reach_the_project(tmp_path):
     from conftest import bake
 
@@ -145,23 +176,36 @@ def test_custom_answers_reach_the_project(tmp_path):
     assert pyproject["project"]["authors"][0]["email"] == "web@harbourarts.org"
 
 
-def test_each_bake_gets_its_own_dev_secret_key(tmp_path):
+def test_a_bake_is_deterministic_and_its_dev_key_is_only_in_dotenv(tmp_path):
+    """Same answers, same template -> the same tracked files (so `cruft diff` of a pristine bake
+    is empty and `cruft update` never conflicts with itself); each bake's random development key
+    is in the git-ignored .env, which `cruft update` skips."""
     from conftest import bake
 
-    keys = set()
-    for n in range(2):
-        path = bake(tmp_path / str(n))
-        dev = (path / SLUG / "settings/dev.py").read_text()
-        key = re.search(r'SECRET_KEY = "([^"]+)"', dev).group(1)
-        assert len(key) >= 50 and "DEV_SECRET_KEY" not in key
-        keys.add(key)
-    assert len(keys) == 2
+    bakes = [project_files(bake(tmp_path / str(n))) for n in range(2)]
+    keys = []
+    for files in bakes:
+        key = re.fullmatch(
+            r"(?:#[^\n]*\n)*DJANGO_DEV_SECRET_KEY=(\S{50,})\n", files.pop(".env").decode()
+        ).group(1)
+        keys.append(key)
+        assert not [name for name, content in files.items() if key.encode() in content]
+    assert keys[0] != keys[1]
+    assert bakes[0] == bakes[1]
+    assert ".env" in bakes[0][".gitignore"].decode().splitlines()
+    assert {"*.rej", "*.orig"} <= set(bakes[0][".gitignore"].decode().splitlines())
+    cruft = tomllib.loads(bakes[0]["pyproject.toml"].decode())["tool"]["cruft"]
+    assert cruft["skip"] == [".env", "uv.lock"]
+    dev = bakes[0][f"{SLUG}/settings/dev.py"].decode()
+    assert 'env.str(\n    "DJANGO_DEV_SECRET_KEY", default="django-insecure-' in dev
 
 
 BAD_ANSWERS = [
     ({"project_slug": "My-Site"}, "is not a lower-case Python identifier"),
     ({"project_slug": "2fast"}, "is not a lower-case Python identifier"),
     ({"project_slug": "class"}, "is a Python keyword"),
+    ({"project_slug": "my__site"}, "has a double or trailing underscore"),
+    ({"project_slug": "site_"}, "has a double or trailing underscore"),
     ({"project_slug": "wagtail"}, "would shadow the module"),
     ({"project_slug": "django"}, "would shadow the module"),
     ({"project_slug": "test"}, "would shadow the module"),

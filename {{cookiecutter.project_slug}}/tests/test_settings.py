@@ -57,6 +57,47 @@ def test_dev_needs_no_services():
     assert s["STORAGES"]["default"]["BACKEND"].endswith("FileSystemStorage")
 
 
+def test_dev_secret_key_comes_from_dotenv_not_from_a_tracked_file():
+    """The template wrote this checkout's key into .env (git-ignored); a clone without one runs on
+    a fallback that says it is for development only."""
+    key = load("dev", {"DJANGO_DEV_SECRET_KEY": "k" * 50}, "SECRET_KEY")["SECRET_KEY"]
+    assert key == "k" * 50
+    key = load("dev", {}, "SECRET_KEY")["SECRET_KEY"]
+    dotenv = ROOT / ".env"
+    if dotenv.exists() and "DJANGO_DEV_SECRET_KEY=" in dotenv.read_text():
+        assert f"DJANGO_DEV_SECRET_KEY={key}\n" in dotenv.read_text() and len(key) >= 50
+    else:
+        assert key.startswith("django-insecure-dev-only")
+    assert key not in (ROOT / PROJECT / "settings" / "dev.py").read_text()
+
+
+def test_base_settings_state_no_django_default():
+    """A setting in base.py that equals Django's own default only hides which choices were made.
+    (STORAGES is the exception: production.py and storage.py change its entries.)"""
+    import ast
+
+    from django.conf import global_settings
+
+    source = (ROOT / PROJECT / "settings" / "base.py").read_text()
+    names = [
+        target.id
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+        and target.id.isupper()
+        and hasattr(global_settings, target.id)
+    ]
+    values = load("base", {}, *names)
+    restated = [
+        name
+        for name in names
+        if name != "STORAGES"
+        and values[name] == json.loads(json.dumps(getattr(global_settings, name), default=str))
+    ]
+    assert restated == []
+
+
 def test_production_reads_the_environment():
     s = load(
         "production",

@@ -34,8 +34,15 @@ def create_homepage(apps, schema_editor):
         url_path="/home/",
     )
 
-    # Create a site with the new homepage set as the root
-    Site.objects.create(hostname="localhost", root_page=homepage, is_default_site=True)
+    # The site, on its production address: full URLs (canonical links, the sitemap) use it, and as
+    # the default site it answers any host name. Its name ends every page title.
+    Site.objects.create(
+        hostname={{ cookiecutter.domain_name | tojson }},
+        port=443,
+        site_name={{ cookiecutter.project_name | tojson }},
+        root_page=homepage,
+        is_default_site=True,
+    )
 
 
 def remove_homepage(apps, schema_editor):

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "search",
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
+    "wagtail.contrib.sitemaps",
     "wagtail.embeds",
     "wagtail.sites",
     "wagtail.users",
@@ -93,6 +94,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.sitemaps",  # the template /sitemap.xml renders
     # Wagtail's search index uses Postgres full-text search in production (check postgres.E005).
     "django.contrib.postgres",
 ]
@@ -123,7 +125,7 @@ WSGI_APPLICATION = "{{ cookiecutter.project_slug }}.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [PROJECT_DIR / "templates"],
+        # The project package is an installed app: its templates/ and static/ are found as an app's.
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -131,6 +133,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "{{ cookiecutter.project_slug }}.context_processors.site_description",
             ],
         },
     },
@@ -142,7 +145,6 @@ DATABASES = {
         "NAME": BASE_DIR / "db.sqlite3",
     }
 }
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -151,12 +153,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# Django's defaults apply for the rest: LANGUAGE_CODE "en-us", USE_I18N, USE_TZ, BigAutoField keys.
 TIME_ZONE = "{{ cookiecutter.time_zone }}"
-USE_I18N = True
-USE_TZ = True
 
-STATICFILES_DIRS = [PROJECT_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_URL = "/static/"
 
@@ -208,6 +207,8 @@ MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBacken
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 
 WAGTAIL_SITE_NAME = {{ cookiecutter.project_name | tojson }}
+# <meta name="description"> of pages that have no search description of their own.
+SITE_DESCRIPTION = {{ cookiecutter.description | tojson }}
 DEFAULT_FROM_EMAIL = formataddr((WAGTAIL_SITE_NAME, "noreply@{{ cookiecutter.domain_name }}"))
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 WAGTAILADMIN_BASE_URL = "https://{{ cookiecutter.domain_name }}"

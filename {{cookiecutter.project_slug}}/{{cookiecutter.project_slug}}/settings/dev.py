@@ -4,8 +4,12 @@ from .base import *
 
 DEBUG = True
 
-# Generated for this project when it was created; production reads DJANGO_SECRET_KEY instead.
-SECRET_KEY = "__DEV_SECRET_KEY__"
+# Development only. The template wrote a random key into .env (git-ignored) when it made this
+# project, so tracked files hold no secret and re-bakes stay identical; a fresh clone without .env
+# runs on the fallback. Production never reads either: it needs DJANGO_SECRET_KEY.
+SECRET_KEY = env.str(
+    "DJANGO_DEV_SECRET_KEY", default="django-insecure-dev-only-fallback-never-use-in-production"
+)
 
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 
