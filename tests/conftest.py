@@ -300,6 +300,7 @@ class Project:
     def __init__(self, path, answers, venv, database_url, redis_url, extra_env=None):
         self.path = path
         self.answers = answers
+        self.database_url = database_url  # this project's own database, even if .env names it
         self.slug = path.name
         self.venv = venv
         self.python = str(venv / "bin" / "python")
@@ -337,33 +338,41 @@ class Project:
 
         Both results are made once per distinct input (prepared_key) and reused: the database is
         cloned from a migrated template database, staticfiles/ is hard-linked from a cached
-        collectstatic output. The run layer runs the real commands on every combination.
+        collectstatic output. The run layer runs the real commands on every combination; so does
+        a project whose DATABASE_URL was pointed at another server (a test's private cluster).
         """
         key = prepared_key(self)
-        template_db = f"tpl_migrated_{key}"
         static_cache = CACHE / "staticfiles" / key
         CACHE.joinpath("staticfiles").mkdir(parents=True, exist_ok=True)
         with FileLock(str(static_cache) + ".lock"):
-            if not database_exists(template_db):
-                with fresh_database() as scratch:
-                    self.manage("migrate", "--noinput", "-v0", env={"DATABASE_URL": scratch})
-                    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-                        conn.execute(  # a rename is atomic: a half-migrated one is never used
-                            f'ALTER DATABASE "{scratch.rsplit("/", 1)[1]}" RENAME TO "{template_db}"'
-                        )
             if not static_cache.joinpath(".complete").exists():
                 shutil.rmtree(static_cache, ignore_errors=True)
                 self.manage("collectstatic", "--noinput", "-v0")
                 shutil.copytree(self.path / "staticfiles", static_cache)
                 static_cache.joinpath(".complete").touch()
-        name = self.env["DATABASE_URL"].rsplit("/", 1)[1]
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+            if self.env.get("DATABASE_URL", self.database_url) != self.database_url:
+                self.manage("migrate", "--noinput", "-v0")
+            else:
+                self.clone_migrated_database(f"tpl_migrated_{key}")
         shutil.rmtree(self.path / "staticfiles", ignore_errors=True)
         shutil.copytree(static_cache, self.path / "staticfiles", copy_function=os.link)
         (self.path / "staticfiles" / ".complete").unlink()
         return self
+
+    def clone_migrated_database(self, template_db):
+        """Replace this project's (empty) database with a copy of template_db, migrating one
+        first if there is none yet (callers hold a lock)."""
+        if not database_exists(template_db):
+            with fresh_database() as scratch:
+                self.manage("migrate", "--noinput", "-v0", env={"DATABASE_URL": scratch})
+                with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+                    conn.execute(  # a rename is atomic: a half-migrated one is never used
+                        f'ALTER DATABASE "{scratch.rsplit("/", 1)[1]}" RENAME TO "{template_db}"'
+                    )
+        name = self.database_url.rsplit("/", 1)[1]
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
 
     def shell(self, code, env=None):
         """Run Python `code` inside the project with django set up; return its stdout."""

@@ -283,7 +283,7 @@ class PageCacheMiddleware:
     def is_anonymous_read(self, request):
         return (
             request.method in ("GET", "HEAD")
-            and "HTTP_AUTHORIZATION" not in request.META
+            and "Authorization" not in request.headers
             and not self.private_cookies.intersection(request.COOKIES)
         )
 

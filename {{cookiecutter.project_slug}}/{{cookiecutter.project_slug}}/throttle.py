@@ -50,7 +50,7 @@ def client_ip(request):
     peer = request.META.get("REMOTE_ADDR", "")
     if not _trusted(peer):
         return peer
-    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",")]
     forwarded = [a for a in forwarded if a]
     for address in reversed(forwarded):
         if not _trusted(address) or "*" in settings.FORWARDED_ALLOW_IPS:
