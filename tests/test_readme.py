@@ -19,6 +19,7 @@ import re
 import secrets
 import select
 import signal
+import subprocess
 import time
 
 import pytest
@@ -91,10 +92,17 @@ def test_local_development_block_runs_as_written(site, tmp_path):
         (r"Password:", password),
         (r"Password \(again\):", password),
     ]
-    pid, terminal = pty.fork()
-    if pid == 0:  # the child: a fresh shell on its own terminal
-        os.chdir(path)
-        os.execve("/bin/bash", ["bash", "-e", "-c", script], fresh_shell_env(tmp_path))
+    # A fresh shell on a terminal of its own, as a person's: a new session (setsid) whose
+    # controlling terminal is the pty (--ctty), so getpass asks on it. (Popen rather than
+    # pty.fork(): forking this multi-threaded pytest worker could deadlock the child.)
+    terminal, child_end = pty.openpty()
+    shell = subprocess.Popen(
+        ["setsid", "--ctty", "bash", "-e", "-c", script],
+        cwd=path, env=fresh_shell_env(tmp_path),
+        stdin=child_end, stdout=child_end, stderr=child_end,
+    )  # fmt: skip
+    os.close(child_end)
+    pid = shell.pid  # setsid does not fork (the child leads no process group), so it is bash's
     output, base = b"", f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
@@ -126,7 +134,7 @@ def test_local_development_block_runs_as_written(site, tmp_path):
         assert dashboard.status_code == 200 and "Dashboard" in dashboard.text
     finally:
         os.killpg(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
+        shell.wait()
         os.close(terminal)
     assert (path / "db.sqlite3").is_file()  # development settings: SQLite
 
