@@ -6,6 +6,7 @@ version, against the Postgres and Redis on this machine.
 """
 
 import hashlib
+import http.client
 import itertools
 import json
 import os
@@ -179,6 +180,20 @@ def wait_for_http(url, timeout=30, process=None, headers=None):
         except requests.RequestException:
             time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def request_from(source, base_url, method, path, headers=None):
+    """One plain-HTTP request to base_url (http://127.0.0.1:PORT) sent from the loopback address
+    `source`: any 127.x.y.z is a usable source on Linux, so a test can be a client that is not
+    127.0.0.1 (not a trusted proxy, not allowed to purge). Returns (status, headers)."""
+    port = int(base_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=(source, 0))
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders())
+    finally:
+        conn.close()
 
 
 @contextmanager

@@ -23,7 +23,6 @@ with the shipped nginx config in front of A:
 Cache invalidation and cache memory attacks are in test_attacks_cache.py.
 """
 
-import http.client
 import json
 import re
 import secrets
@@ -34,7 +33,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 from adminclient import CREATE_SUPERUSER, PASSWORD, USERNAME
-from conftest import HTTPS, background, free_port
+from conftest import HTTPS, background, free_port, request_from
 from nginx import nginx_for
 from requests.adapters import HTTPAdapter
 from s3 import s3_server  # noqa: F401  (session fixture)
@@ -384,32 +383,20 @@ def test_no_log_line_is_larger_than_a_few_kb(site):
 # 5. Proxy headers only from trusted proxies
 
 
-def raw_get(base_url, path, source, headers):
-    """A GET from `source` (another loopback address) straight to gunicorn."""
-    port = int(base_url.rsplit(":", 1)[1])
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=(source, 0))
-    try:
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders())
-    finally:
-        conn.close()
-
-
 def test_forged_https_header_from_an_untrusted_client_is_ignored(site):
     forged = HTTPS | {"X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"}
     # From 127.0.0.9, not in FORWARDED_ALLOW_IPS: plain HTTP, redirected to https.
-    status, headers = raw_get(site.a.base_url, "/search/?query=a", "127.0.0.9", HTTPS)
+    status, headers = request_from("127.0.0.9", site.a.base_url, "GET", "/search/?query=a", HTTPS)
     assert status == 301, status
     assert headers["Location"] == "https://example.com/search/?query=a"
-    status, _ = raw_get(site.a.base_url, "/", "127.0.0.9", forged)
+    status, _ = request_from("127.0.0.9", site.a.base_url, "GET", "/", forged)
     assert status == 301
     # From the proxy (127.0.0.1): honoured.
-    status, headers = raw_get(site.a.base_url, "/", "127.0.0.1", HTTPS)
+    status, headers = request_from("127.0.0.1", site.a.base_url, "GET", "/", HTTPS)
     assert status == 200 and "Strict-Transport-Security" in headers
     # Only X-Forwarded-Proto, the header nginx overwrites, counts even from the proxy.
     only_others = {"Host": "example.com", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"}
-    status, _ = raw_get(site.a.base_url, "/", "127.0.0.1", only_others)
+    status, _ = request_from("127.0.0.1", site.a.base_url, "GET", "/", only_others)
     assert status == 301
 
 
@@ -688,7 +675,7 @@ def test_gunicorn_reads_the_same_env_file(site):
             re.sub(r"^FORWARDED_ALLOW_IPS=.*$", "FORWARDED_ALLOW_IPS=10.9.9.9", saved, flags=re.M)
         )
         with site.project.gunicorn(env={"WEB_CONCURRENCY": "1"}) as strict:
-            status, _ = raw_get(strict.base_url, "/", "127.0.0.1", HTTPS)
+            status, _ = request_from("127.0.0.1", strict.base_url, "GET", "/", HTTPS)
             assert status == 301  # 127.0.0.1 is no longer a trusted proxy
     finally:
         env_file.write_text(saved)

@@ -10,7 +10,6 @@ api.cloudflare.com (through an HTTPS proxy, as requests supports) and to moto's 
 import json
 import re
 import shlex
-import socket
 import socketserver
 import ssl
 import threading
@@ -24,7 +23,7 @@ import psycopg
 import pytest
 import requests
 from adminclient import CREATE_SUPERUSER, AdminClient, png
-from conftest import background, free_port, silent_listener
+from conftest import background, free_port, request_from, silent_listener
 from nginx import nginx_for, self_signed_cert
 from s3 import s3_server  # noqa: F401  (moto's server answers CloudFront's API too)
 
@@ -204,18 +203,8 @@ def test_a_publish_is_fresh_at_the_edge_within_a_second(edge):
 
 
 def purge_from(edge, source_ip, path):
-    """A PURGE sent from `source_ip` (any 127.x.y.z is a usable source address on Linux)."""
-    port = int(edge.proxy.purge_url.rsplit(":", 1)[1])
-    with socket.create_connection(
-        ("127.0.0.1", port), timeout=5, source_address=(source_ip, 0)
-    ) as s:
-        s.sendall(
-            f"PURGE {path} HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n".encode()
-        )
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
-    return int(reply.split(b" ", 2)[1])
+    """A PURGE sent from `source_ip` to the edge's purge listener; its status code."""
+    return request_from(source_ip, edge.proxy.purge_url, "PURGE", path, {"Host": "example.com"})[0]
 
 
 def test_only_loopback_may_purge(edge):
