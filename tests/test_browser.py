@@ -203,17 +203,20 @@ def test_editor_publishes_a_page_and_a_visitor_sees_it(
             page.goto(f"{base}/admin/pages/add/home/contentpage/{home_id}/")
             page.fill("#id_title", "Annual report")
             add_block(page, "Image", "Choose an image", "harbour")
-            page.get_by_label("Alt text").fill("The harbour at dawn")
             add_block(page, "Document", "Choose a document", "annual-report")
+            # Typed last, so the form is complete at its last edit whenever the autosaves of the
+            # half-filled form ran (they are rejected; a run under load once waited on one).
+            page.get_by_label("Alt text").fill("The harbour at dawn")
             shoot(page, shots, "3-page-editor")
 
             # Publishes it (the action under the footer's "more actions" toggle) once autosave
-            # has stored the draft, else the publish would create the page a second time.
+            # has stored the draft, else the publish would create the page a second time. (The
+            # autosave is a background request: it gets the page's 20 s, not expect's 5 s.)
             expect(page.locator("#page-edit-form")).to_have_attribute(
-                "action", re.compile("/edit/$")
+                "action", re.compile("/edit/$"), timeout=20_000
             )
             expect(page.locator("#w-autosave-indicator")).to_have_attribute(
-                "data-w-autosave-state-value", "saved"
+                "data-w-autosave-state-value", "saved", timeout=20_000
             )
             page.locator("footer [data-w-dropdown-target=toggle]").click()
             page.click("button[name=action-publish]")
